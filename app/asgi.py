@@ -1,0 +1,99 @@
+"""The ASGI application: GraphQL (HTTP, WebSocket, GraphiQL) at /graphql, /healthz, /readyz, /metrics."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from app import database, metrics, settlement_models
+from app.auth import Authenticator
+from app.errors import DomainError
+from app.events import EventBus
+from app.settings import Settings
+from graphql_schema.context import Context
+from graphql_schema.schema import schema
+
+log = logging.getLogger("settlegraph")
+
+
+class SettlegraphGraphQL(GraphQL):
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
+        super().__init__(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), keep_alive=True,
+                         keep_alive_interval=15)
+        self.settings = settings
+        self.bus = bus
+        self.authenticator = Authenticator(settings)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
+        context = Context(settings=self.settings, bus=self.bus, principal=None, request=request, response=response)
+        if isinstance(request, WebSocket):
+            return context  # authenticated by the connection_init payload, in on_ws_connect
+        try:
+            context.principal = self.authenticator.authenticate(request.headers.get("authorization"))
+        except DomainError as exc:
+            context.auth_failure = exc.message
+        return context
+
+    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
+        params = context.connection_params or {}
+        header = params.get("Authorization") or params.get("authorization")
+        try:
+            context.principal = self.authenticator.authenticate(header if isinstance(header, str) else None)
+        except DomainError as exc:
+            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from None
+        return {"actor": context.principal.name}
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
+    settings = settings or Settings.from_env()
+    bus = EventBus()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if migrate:
+            await database.migrate(settings.database_url)
+        await database.init(settings.database_url)
+        await settlement_models.ensure_default_model()
+        try:
+            yield
+        finally:
+            await database.close()
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await database.connection().execute_query("SELECT 1")
+        except Exception as exc:  # readiness reports any database failure, never raises
+            return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ok", "database": "reachable"})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    graphql = SettlegraphGraphQL(settings, bus)
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.bus = bus
+    return app

@@ -1,0 +1,103 @@
+"""Who is calling, and with which role (SPEC §10, RUNNING.md).
+
+Credentials: static API keys (`SETTLEGRAPH_API_KEYS` = `key:ROLE[:name]`, comma separated) and JWTs
+(HS256 secret or RS256 public key, roles in a `roles` claim, name in `sub`). The caller's name is the
+actor written into change logs, batch history and the audit log.
+"""
+from __future__ import annotations
+
+import enum
+import hmac
+from dataclasses import dataclass
+
+import jwt
+
+from app import errors
+from app.errors import DomainError
+from app.settings import Settings
+
+
+class Role(enum.StrEnum):
+    VIEWER = "VIEWER"
+    OPERATOR = "OPERATOR"
+    SETTLER = "SETTLER"
+    INGEST = "INGEST"
+    ADMIN = "ADMIN"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    roles: frozenset[Role]
+
+    def has(self, role: Role) -> bool:
+        """ADMIN holds every role; every authenticated role may read (VIEWER)."""
+        return Role.ADMIN in self.roles or role in self.roles or role is Role.VIEWER
+
+
+OPEN_ACCESS_PRINCIPAL = Principal("anonymous-admin", frozenset({Role.ADMIN}))
+
+
+def parse_api_keys(spec: str) -> dict[str, Principal]:
+    keys: dict[str, Principal] = {}
+    for index, entry in enumerate(part.strip() for part in spec.split(",")):
+        if not entry:
+            continue
+        parts = entry.split(":")
+        if len(parts) not in (2, 3) or not parts[0]:
+            raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1} is not key:ROLE[:name]")
+        key, role_name = parts[0], parts[1].strip().upper()
+        try:
+            role = Role(role_name)
+        except ValueError:
+            raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1}: unknown role {role_name}") from None
+        name = parts[2].strip() if len(parts) == 3 and parts[2].strip() else f"{role.value.lower()}-{index + 1}"
+        keys[key] = Principal(name, frozenset({role}))
+    return keys
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = parse_api_keys(settings.api_keys)
+
+    @property
+    def open_access(self) -> bool:
+        return self.settings.open_access and not self.settings.has_credentials
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal behind an `Authorization` header value; DomainError(UNAUTHENTICATED) if none."""
+        if self.open_access:
+            return OPEN_ACCESS_PRINCIPAL
+        if not authorization:
+            raise DomainError(errors.UNAUTHENTICATED, "missing credentials: send Authorization: Bearer <key>")
+        scheme, _, token = authorization.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise DomainError(errors.UNAUTHENTICATED, "Authorization must be 'Bearer <key>'")
+        for key, principal in self.keys.items():
+            if hmac.compare_digest(key.encode(), token.encode()):
+                return principal
+        if token.count(".") == 2 and (self.settings.jwt_secret or self.settings.jwt_public_key):
+            return self._from_jwt(token)
+        raise DomainError(errors.UNAUTHENTICATED, "unknown API key or token")
+
+    def _from_jwt(self, token: str) -> Principal:
+        if self.settings.jwt_public_key:
+            key, algorithms = self.settings.jwt_public_key, ["RS256"]
+        else:
+            key, algorithms = self.settings.jwt_secret or "", ["HS256"]
+        options = {"require": ["exp", "sub"], "verify_aud": self.settings.jwt_audience is not None}
+        try:
+            claims = jwt.decode(
+                token, key, algorithms=algorithms, audience=self.settings.jwt_audience, options=options
+            )
+        except jwt.PyJWTError as exc:
+            raise DomainError(errors.UNAUTHENTICATED, f"invalid token: {exc}") from None
+        raw_roles = claims.get("roles") or []
+        if isinstance(raw_roles, str):
+            raw_roles = [raw_roles]
+        roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
+        if not roles:
+            raise DomainError(errors.FORBIDDEN, "token carries no settlegraph role")
+        return Principal(str(claims["sub"]), roles)

@@ -1,0 +1,353 @@
+"""Hand-written SQL of the hot paths: filing transfers into batches and moving batch statuses.
+
+One module owns it, with one implementation per dialect behind the same methods. PostgreSQL gets
+set-based statements over arrays (unnest) and row locks; SQLite gets the same effects through
+executemany, made safe by Tortoise's single SQLite connection, which runs one transaction at a time.
+
+Concurrency rule (SPEC §4): a transfer is only filed into a batch that is OPEN at commit time. The
+recorder holds FOR SHARE on the batch rows it files into; a status change takes the row exclusively, so
+it waits for recorders in flight and recorders after it see the new status and open the next sequence.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.batching import BatchKey
+
+SQLITE_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class NewBatch:
+    key: BatchKey
+    segment: list[tuple[str, str]]
+    window_end: datetime
+    model_name: str
+    interval_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRow:
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: int
+    currency: str
+    committed_at: datetime
+    model_id: int
+    attributes: list[tuple[str, str]]
+    refund_of: str | None
+    batch_id: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDelta:
+    batch_id: int
+    participant_id: str
+    currency: str
+    debit: int
+    credit: int
+    transfer_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    id: int
+    status: str
+    sequence: int
+    owner_matrix_id: int | None
+
+
+def _chunks(items: Sequence[Any], size: int = SQLITE_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _attributes_json(attributes: Sequence[tuple[str, str]]) -> str:
+    return json.dumps([{"key": k, "value": v} for k, v in attributes], separators=(",", ":"))
+
+
+class BatchStore:
+    """The operations; `conn` is the Tortoise transaction connection they run in."""
+
+    dialect = "abstract"
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def rows(self, sql: str, values: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(await self.conn.execute_query_dict(sql, list(values)))
+
+    async def execute(self, sql: str, values: Sequence[Any] = ()) -> None:
+        await self.conn.execute_query(sql, list(values))
+
+    # -- implemented per dialect -------------------------------------------------------------
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        raise NotImplementedError
+
+    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
+        raise NotImplementedError
+
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, BatchRow]:
+        raise NotImplementedError
+
+    async def insert_transfers(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+        raise NotImplementedError
+
+    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+        raise NotImplementedError
+
+    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        raise NotImplementedError
+
+    async def set_status(
+        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    ) -> None:
+        raise NotImplementedError
+
+    async def add_history(
+        self,
+        changes: Sequence[tuple[int, str | None, str]],
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+    async def create_batch(self, batch: NewBatch, sequence: int, name: str, now: datetime) -> int | None:
+        """Insert the next sequence of a key; None when a concurrent recorder created it first."""
+        key = batch.key
+        segment = json.dumps([{"key": k, "value": v} for k, v in batch.segment], separators=(",", ":"))
+        p = self.placeholders(11)
+        rows = await self.rows(
+            f"INSERT INTO batch (model_id, currency, segment, segment_key, window_start, window_end, "
+            f"sequence, name, status, created_at, updated_at) "
+            f"VALUES ({p[0]}, {p[1]}, {self.json_param(p[2])}, {p[3]}, {p[4]}, {p[5]}, {p[6]}, {p[7]}, "
+            f"{p[8]}, {p[9]}, {p[10]}) ON CONFLICT DO NOTHING RETURNING id",
+            [key.model_id, key.currency, segment, key.segment_key, key.window_start, batch.window_end,
+             sequence, name, "OPEN", now, now],
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    def placeholders(self, count: int) -> list[str]:
+        raise NotImplementedError
+
+    def json_param(self, placeholder: str) -> str:
+        return placeholder
+
+
+class PostgresBatchStore(BatchStore):
+    dialect = "postgres"
+
+    def placeholders(self, count: int) -> list[str]:
+        return [f"${i + 1}" for i in range(count)]
+
+    def json_param(self, placeholder: str) -> str:
+        return f"{placeholder}::jsonb"
+
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        rows = await self.rows(
+            "SELECT transfer_id, fingerprint, batch_id FROM transfer WHERE transfer_id = ANY($1::text[])",
+            [list(transfer_ids)],
+        )
+        return {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows}
+
+    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
+        rows = await self.rows(
+            "SELECT k.model_id, k.currency, k.segment_key, k.window_start, b.id, b.status, b.sequence, "
+            "b.owner_matrix_id "
+            "FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) "
+            "AS k(model_id, currency, segment_key, window_start) "
+            "CROSS JOIN LATERAL (SELECT id, status, sequence, owner_matrix_id FROM batch "
+            "  WHERE batch.model_id = k.model_id AND batch.currency = k.currency "
+            "  AND batch.segment_key = k.segment_key AND batch.window_start = k.window_start "
+            "  ORDER BY sequence DESC LIMIT 1) AS b",
+            [[k.model_id for k in keys], [k.currency for k in keys], [k.segment_key for k in keys],
+             [k.window_start for k in keys]],
+        )
+        return {
+            BatchKey(r["model_id"], r["currency"], r["segment_key"], r["window_start"]):
+                BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+            for r in rows
+        }
+
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, BatchRow]:
+        mode = "UPDATE" if exclusive else "SHARE"
+        rows = await self.rows(
+            "SELECT id, status, sequence, owner_matrix_id FROM batch WHERE id = ANY($1::bigint[]) "
+            f"ORDER BY id FOR {mode}",
+            [sorted(set(batch_ids))],
+        )
+        return {r["id"]: BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"]) for r in rows}
+
+    async def insert_transfers(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+        ordered = sorted(rows, key=lambda r: r.transfer_id)
+        inserted = await self.rows(
+            "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
+            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
+            "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
+            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12 "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
+            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+            "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
+            "refund_of, batch_id, fingerprint) "
+            "ON CONFLICT (transfer_id) DO NOTHING RETURNING transfer_id) SELECT transfer_id FROM ins",
+            [
+                [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
+                [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
+                [r.committed_at for r in ordered], [r.model_id for r in ordered],
+                [_attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
+                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now,
+            ],
+        )
+        return {r["transfer_id"] for r in inserted}
+
+    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+        ordered = sorted(deltas, key=lambda d: (d.batch_id, d.participant_id))
+        await self.execute(
+            "INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, transfer_count) "
+            "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[]) "
+            "ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
+            "debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
+            "transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count",
+            [[d.batch_id for d in ordered], [d.participant_id for d in ordered],
+             [d.currency for d in ordered], [d.debit for d in ordered], [d.credit for d in ordered],
+             [d.transfer_count for d in ordered]],
+        )
+
+    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        await self.execute(
+            "INSERT INTO participant (id, created_at) SELECT p, $2 FROM unnest($1::text[]) AS p "
+            "ORDER BY p ON CONFLICT (id) DO NOTHING",
+            [sorted(participant_ids), now],
+        )
+
+    async def set_status(
+        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    ) -> None:
+        await self.execute(
+            "UPDATE batch SET status = $2, owner_matrix_id = $3, updated_at = $4 WHERE id = ANY($1::bigint[])",
+            [list(batch_ids), status, owner_matrix_id, now],
+        )
+
+    async def add_history(
+        self,
+        changes: Sequence[tuple[int, str | None, str]],
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        if not changes:
+            return
+        await self.execute(
+            "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "SELECT b, f, t, $4, $5, $6, $7 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c(b, f, t)",
+            [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], at, actor, reason,
+             matrix_id],
+        )
+
+
+class SqliteBatchStore(BatchStore):
+    dialect = "sqlite"
+
+    def placeholders(self, count: int) -> list[str]:
+        return ["?"] * count
+
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        found: dict[str, tuple[str, int]] = {}
+        for chunk in _chunks(list(transfer_ids)):
+            marks = ",".join("?" * len(chunk))
+            for r in await self.rows(
+                f"SELECT transfer_id, fingerprint, batch_id FROM transfer WHERE transfer_id IN ({marks})", chunk
+            ):
+                found[r["transfer_id"]] = (r["fingerprint"], r["batch_id"])
+        return found
+
+    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
+        found: dict[BatchKey, BatchRow] = {}
+        for key in keys:
+            rows = await self.rows(
+                "SELECT id, status, sequence, owner_matrix_id FROM batch WHERE model_id = ? AND currency = ? "
+                "AND segment_key = ? AND window_start = ? ORDER BY sequence DESC LIMIT 1",
+                [key.model_id, key.currency, key.segment_key, key.window_start],
+            )
+            if rows:
+                r = rows[0]
+                found[key] = BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+        return found
+
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, BatchRow]:
+        # The SQLite transaction already excludes every other writer and reader.
+        found: dict[int, BatchRow] = {}
+        for chunk in _chunks(sorted(set(batch_ids))):
+            marks = ",".join("?" * len(chunk))
+            for r in await self.rows(
+                f"SELECT id, status, sequence, owner_matrix_id FROM batch WHERE id IN ({marks})", chunk
+            ):
+                found[r["id"]] = BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+        return found
+
+    async def insert_transfers(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+        # Existing ids were filtered out under the same (exclusive) transaction: every row goes in.
+        await self.conn.execute_many(
+            "INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, "
+            "attributes, refund_of, batch_id, fingerprint, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [[r.transfer_id, r.payer_id, r.payee_id, r.amount, r.currency, r.committed_at, r.model_id,
+              _attributes_json(r.attributes), r.refund_of, r.batch_id, r.fingerprint, now] for r in rows],
+        )
+        return {r.transfer_id for r in rows}
+
+    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+        await self.conn.execute_many(
+            "INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, transfer_count) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
+            "debit = debit + excluded.debit, credit = credit + excluded.credit, "
+            "transfer_count = transfer_count + excluded.transfer_count",
+            [[d.batch_id, d.participant_id, d.currency, d.debit, d.credit, d.transfer_count] for d in deltas],
+        )
+
+    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        await self.conn.execute_many(
+            "INSERT INTO participant (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+            [[p, now] for p in sorted(participant_ids)],
+        )
+
+    async def set_status(
+        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    ) -> None:
+        for chunk in _chunks(list(batch_ids)):
+            marks = ",".join("?" * len(chunk))
+            await self.execute(
+                f"UPDATE batch SET status = ?, owner_matrix_id = ?, updated_at = ? WHERE id IN ({marks})",
+                [status, owner_matrix_id, now, *chunk],
+            )
+
+    async def add_history(
+        self,
+        changes: Sequence[tuple[int, str | None, str]],
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        if not changes:
+            return
+        await self.conn.execute_many(
+            "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "VALUES (?,?,?,?,?,?,?)",
+            [[b, f, t, at, actor, reason, matrix_id] for b, f, t in changes],
+        )
+
+
+def store_for(conn: Any) -> BatchStore:
+    if conn.capabilities.dialect == "postgres":
+        return PostgresBatchStore(conn)
+    return SqliteBatchStore(conn)

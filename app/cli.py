@@ -1,0 +1,144 @@
+"""The `settlegraph` console script: serve, migrate, demo (RUNNING.md)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import os
+import random
+import sys
+from datetime import timedelta
+
+from app import clock, database, logs, settlement_models
+from app.settings import Settings
+
+log = logging.getLogger("settlegraph")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app_from_env():  # type: ignore[no-untyped-def]
+    """Factory for uvicorn workers: every worker builds its own app from the environment."""
+    from app.asgi import create_app
+
+    logs.configure(os.environ.get("SETTLEGRAPH_LOG_LEVEL", "INFO"))
+    return create_app(Settings.from_env())
+
+
+async def _migrate(settings: Settings) -> None:
+    await database.migrate(settings.database_url)
+    await database.init(settings.database_url)
+    try:
+        await settlement_models.ensure_default_model()
+    finally:
+        await database.close()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    asyncio.run(_migrate(settings))
+    log.info("migrations applied", extra={"database": _safe_url(settings.database_url)})
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = Settings.from_env()
+    if not settings.has_credentials:
+        if not _is_loopback(args.host):
+            log.error("refusing to serve on %s without SETTLEGRAPH_API_KEYS or a JWT key: every caller "
+                      "would be ADMIN", args.host)
+            return 2
+        os.environ["SETTLEGRAPH_OPEN_ACCESS"] = "true"
+        banner = ("NO CREDENTIALS CONFIGURED: every caller is treated as ADMIN. This is the loopback demo "
+                  "mode; set SETTLEGRAPH_API_KEYS before exposing settlegraph.")
+        log.warning(banner)
+        print(f"\n*** {banner} ***\n", file=sys.stderr)
+    asyncio.run(_migrate(settings))
+    log.info("serving", extra={"host": args.host, "port": args.port, "workers": args.workers,
+                               "database": _safe_url(settings.database_url)})
+    uvicorn.run("app.cli:create_app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_config=None, ws="websockets-sansio", lifespan="on")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    asyncio.run(_demo(settings, args.transfers))
+    return 0
+
+
+async def _demo(settings: Settings, count: int) -> None:
+    """Fill the database with a small, realistic day: two models, transfers, one closed batch."""
+    from app import recording
+    from app.auth import Principal, Role
+    from app.batch_lifecycle import Action
+    from app.batches import BatchRef, change_status
+
+    await _migrate(settings)
+    await database.init(settings.database_url)
+    try:
+        actor = Principal("demo", frozenset({Role.ADMIN}))
+        if not await settlement_models.SettlementModel.filter(name="RTP").exists():
+            spec = settlement_models.validate_spec("RTP", 60, ["USD", "EUR"], ["transferType"], False)
+            await settlement_models.create_model(spec, actor)
+        rng = random.Random(7)
+        participants = [f"dfsp-{i:02d}" for i in range(1, 9)]
+        now = clock.now()
+        requests = []
+        for i in range(count):
+            payer, payee = rng.sample(participants, 2)
+            currency = rng.choice(["USD", "EUR"])
+            requests.append(recording.TransferRequest(
+                transfer_id=f"demo-{now:%Y%m%d%H%M%S}-{i:05d}", payer_id=payer, payee_id=payee,
+                amount=f"{rng.randint(100, 500_000) / 100:.2f}", currency=currency,
+                committed_at=now - timedelta(seconds=rng.randint(0, 3600)),
+                settlement_model=rng.choice([None, "RTP"]),
+                attributes=[("transferType", rng.choice(["P2P", "MERCHANT"]))],
+            ))
+        result = await recording.record_transfers(requests, actor.name)
+        first = next((o for o in result.outcomes if o.batch_id), None)
+        if first is not None:
+            await change_status(BatchRef(transfer_id=first.transfer_id), Action.CLOSE, actor.name, "demo close")
+        print(f"demo: {result.count('RECORDED')} recorded, {result.count('DUPLICATE')} duplicates, "
+              f"{result.count('REJECTED')} rejected, {len(result.created_batch_ids)} batches opened")
+    finally:
+        await database.close()
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="settlegraph", description="settlement back office, GraphQL API")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="apply pending migrations, then serve")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(func=cmd_serve)
+    migrate = sub.add_parser("migrate", help="apply pending migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    demo = sub.add_parser("demo", help="fill the database with demo data")
+    demo.add_argument("--transfers", type=int, default=2000)
+    demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    logs.configure(os.environ.get("SETTLEGRAPH_LOG_LEVEL", "INFO"))
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Tortoise configuration, start-up and migrations, for SQLite and PostgreSQL alike."""
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.api import migrate as run_migrations
+
+# One Tortoise app per concern; each keeps its own migrations package.
+APPS: dict[str, dict[str, Any]] = {
+    "settlement": {"models": ["models.settlement"], "migrations": "models.migrations.settlement"},
+}
+
+
+def normalise_url(url: str) -> str:
+    if url.startswith("postgresql://"):
+        return "postgres://" + url[len("postgresql://"):]
+    return url
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    url = normalise_url(database_url)
+    if url.startswith(("postgres://", "asyncpg://")):
+        sep = "&" if "?" in url else "?"
+        if "maxsize=" not in url:
+            url = f"{url}{sep}minsize=1&maxsize=20"
+    return {
+        "connections": {"default": url},
+        "apps": {label: {**app, "default_connection": "default"} for label, app in APPS.items()},
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def migrate(database_url: str) -> None:
+    """Apply pending migrations (idempotent), then close what the migration API opened."""
+    await run_migrations(config=tortoise_config(database_url))
+    await Tortoise.close_connections()
+
+
+async def init(database_url: str) -> None:
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close() -> None:
+    await Tortoise.close_connections()
+
+
+def connection() -> Any:
+    return get_connection("default")
+
+
+def dialect() -> str:
+    return "postgres" if connection().capabilities.dialect == "postgres" else "sqlite"

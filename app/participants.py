@@ -1,0 +1,50 @@
+"""Participant positions per currency (SPEC §2, §7), computed from the live batch accounts."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tortoise.connection import get_connection
+
+from models.settlement import Participant
+
+
+@dataclass(frozen=True)
+class Position:
+    currency: str
+    unsettled_net: int
+    settled_net: int
+    settlement_balance: int
+
+
+async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Position]]:
+    """Known participants (all, or those asked for) with one position per currency they have moved."""
+    query = Participant.all() if participant_ids is None else Participant.filter(id__in=list(participant_ids))
+    known = await query.values_list("id", flat=True)
+    if not known:
+        return {}
+    conn = get_connection("default")
+    marks, values = _in_clause(conn, list(known))
+    rows = await conn.execute_query_dict(
+        "SELECT a.participant_id, a.currency, "
+        "SUM(CASE WHEN b.status <> 'SETTLED' THEN a.credit - a.debit ELSE 0 END) AS unsettled, "
+        "SUM(CASE WHEN b.status = 'SETTLED' THEN a.credit - a.debit ELSE 0 END) AS settled "
+        f"FROM batch_account a JOIN batch b ON b.id = a.batch_id WHERE a.participant_id IN ({marks}) "
+        "GROUP BY a.participant_id, a.currency ORDER BY a.participant_id, a.currency",
+        values,
+    )
+    out: dict[str, list[Position]] = {pid: [] for pid in known}
+    grouped: dict[str, list[Position]] = defaultdict(list)
+    for r in rows:
+        settled = int(r["settled"])
+        grouped[r["participant_id"]].append(Position(r["currency"], int(r["unsettled"]), settled, settled))
+    out.update(grouped)
+    return out
+
+
+def _in_clause(conn: object, values: list[str]) -> tuple[str, list[str]]:
+    dialect = conn.capabilities.dialect  # type: ignore[attr-defined]
+    if dialect == "postgres":
+        return ", ".join(f"${i + 1}" for i in range(len(values))), values
+    return ", ".join("?" for _ in values), values

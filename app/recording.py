@@ -1,0 +1,386 @@
+"""Recording cleared transfers into settlement batches (SPEC §1, §4).
+
+Each transfer is validated on its own and gets its own outcome; the valid ones are filed, with their
+batches' live totals, in one database transaction. Retries of the same transfer are DUPLICATE; the same
+id with other content is a TRANSFER_CONFLICT. Refunds of transfers in a disputed batch go into it.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import OperationalError, TransactionManagementError
+from tortoise.transactions import in_transaction
+
+from app import batching, clock, errors, money
+from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
+from app.batch_store import AccountDelta, BatchStore, NewBatch, TransferRow, store_for
+from app.batching import BatchKey
+from app.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+MAX_TRANSFERS_PER_CALL = 5_000
+MAX_ID_LENGTH = 128
+MAX_ATTRIBUTES = 32
+MAX_ATTRIBUTE_LENGTH = 256
+# committedAt may not lie further in the future than clock skew explains, nor before this.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+DEADLOCK_RETRIES = 4
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: str
+    currency: str
+    committed_at: datetime
+    settlement_model: str | None = None
+    attributes: Sequence[tuple[str, str]] | None = None
+    refund_of: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: int
+    name: str
+    interval: int
+    currencies: tuple[str, ...]
+    segment_by: tuple[str, ...]
+    is_active: bool
+    is_default: bool
+
+
+@dataclass
+class Outcome:
+    transfer_id: str
+    outcome: str  # RECORDED | DUPLICATE | REJECTED
+    batch_id: int | None = None
+    error: DomainError | None = None
+
+
+@dataclass
+class RecordingResult:
+    outcomes: list[Outcome]
+    status_changes: list[StatusChange] = field(default_factory=list)
+    created_batch_ids: list[int] = field(default_factory=list)
+    touched_batch_ids: set[int] = field(default_factory=set)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    index: int
+    row: TransferRow  # batch_id still 0: assigned when filed
+    key: BatchKey
+    new_batch: NewBatch
+
+
+def _check_id(value: str, name: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise DomainError(errors.VALIDATION, f"{name} must not be empty", [name])
+    if len(value) > MAX_ID_LENGTH:
+        raise DomainError(errors.VALIDATION, f"{name} is longer than {MAX_ID_LENGTH} characters", [name])
+    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+        raise DomainError(errors.VALIDATION, f"{name} has surrounding spaces or control characters", [name])
+
+
+def _attributes(raw: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    items = list(raw or [])
+    if len(items) > MAX_ATTRIBUTES:
+        raise DomainError(errors.VALIDATION, f"at most {MAX_ATTRIBUTES} attributes", ["attributes"])
+    seen: set[str] = set()
+    for key, value in items:
+        if not key or len(key) > 64 or len(value) > MAX_ATTRIBUTE_LENGTH:
+            raise DomainError(errors.VALIDATION, "attribute keys are 1-64 characters, values at most 256",
+                              ["attributes"])
+        if key in seen:
+            raise DomainError(errors.VALIDATION, f"attribute {key!r} appears twice", ["attributes"])
+        seen.add(key)
+    return items
+
+
+def prepare(request: TransferRequest, index: int, models: dict[str, ModelInfo], now: datetime) -> Prepared:
+    """Validate one transfer and compute its batch key: pure, no database."""
+    _check_id(request.transfer_id, "transferId")
+    _check_id(request.payer_id, "payerId")
+    _check_id(request.payee_id, "payeeId")
+    if request.refund_of is not None:
+        _check_id(request.refund_of, "refundOf")
+        if request.refund_of == request.transfer_id:
+            raise DomainError(errors.VALIDATION, "a transfer cannot refund itself", ["refundOf"])
+    if request.payer_id == request.payee_id:
+        raise DomainError(errors.SAME_PARTICIPANT, "payer and payee must differ", ["payeeId"])
+    try:
+        amount = money.positive_minor(money.parse_decimal(request.amount), request.currency)
+    except DomainError as exc:
+        field_name = "currency" if exc.code == errors.UNKNOWN_CURRENCY else "amount"
+        raise DomainError(exc.code, exc.message, [field_name]) from None
+    committed_at = request.committed_at
+    if committed_at.tzinfo is None:
+        raise DomainError(errors.VALIDATION, "committedAt needs a UTC offset", ["committedAt"])
+    committed_at = committed_at.astimezone(UTC)
+    if committed_at < EARLIEST or committed_at > now + FUTURE_TOLERANCE:
+        raise DomainError(
+            errors.VALIDATION,
+            f"committedAt {committed_at.isoformat()} is out of range (2000-01-01 to a few minutes from now)",
+            ["committedAt"],
+        )
+    model = _model_for(request.settlement_model, models, request.currency)
+    attributes = _attributes(request.attributes)
+    segment = batching.segment_values(model.segment_by, dict(attributes))
+    start = batching.window_start(committed_at, model.interval)
+    key = BatchKey(model.id, request.currency, batching.segment_key(segment), start)
+    row = TransferRow(
+        transfer_id=request.transfer_id,
+        payer_id=request.payer_id,
+        payee_id=request.payee_id,
+        amount=amount,
+        currency=request.currency,
+        committed_at=committed_at,
+        model_id=model.id,
+        attributes=attributes,
+        refund_of=request.refund_of,
+        batch_id=0,
+        fingerprint=batching.fingerprint(request.payer_id, request.payee_id, amount, request.currency,
+                                         committed_at, model.name, attributes, request.refund_of),
+    )
+    new_batch = NewBatch(key, segment, batching.window_end(start, model.interval), model.name, model.interval)
+    return Prepared(index, row, key, new_batch)
+
+
+def _model_for(name: str | None, models: dict[str, ModelInfo], currency: str) -> ModelInfo:
+    if name is None:
+        model = next((m for m in models.values() if m.is_default), None)
+        if model is None:
+            raise DomainError(errors.UNKNOWN_MODEL, "no settlementModel given and no default model exists",
+                              ["settlementModel"])
+    else:
+        found = models.get(name)
+        if found is None:
+            raise DomainError(errors.UNKNOWN_MODEL, f"unknown settlement model {name}", ["settlementModel"])
+        model = found
+    if not model.is_active:
+        raise DomainError(errors.INACTIVE_MODEL, f"settlement model {model.name} is not active",
+                          ["settlementModel"])
+    if model.currencies and currency not in model.currencies:
+        raise DomainError(errors.CURRENCY_NOT_ACCEPTED,
+                          f"settlement model {model.name} does not accept {currency}", ["currency"])
+    return model
+
+
+async def load_models(store: BatchStore) -> dict[str, ModelInfo]:
+    rows = await store.rows(
+        "SELECT id, name, batch_interval_seconds, currencies, segment_by, is_active, is_default "
+        "FROM settlement_model"
+    )
+    return {r["name"]: ModelInfo(r["id"], r["name"], r["batch_interval_seconds"],
+                                 tuple(_json_list(r["currencies"])), tuple(_json_list(r["segment_by"])),
+                                 bool(r["is_active"]), bool(r["is_default"])) for r in rows}
+
+
+def _json_list(value: Any) -> list[str]:
+    import json
+
+    if isinstance(value, str):
+        return list(json.loads(value))
+    return list(value or [])
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in {"DeadlockDetectedError", "SerializationError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def record_transfers(requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
+    if len(requests) > MAX_TRANSFERS_PER_CALL:
+        raise DomainError(errors.TOO_MANY_TRANSFERS,
+                          f"at most {MAX_TRANSFERS_PER_CALL} transfers a call, got {len(requests)}", ["transfers"])
+    for attempt in range(DEADLOCK_RETRIES):
+        try:
+            async with in_transaction() as conn:
+                return await _record(store_for(conn), requests, actor)
+        except (OperationalError, TransactionManagementError) as exc:
+            if attempt + 1 < DEADLOCK_RETRIES and _is_retryable(exc):
+                log.warning("recordTransfers retried after %s", type(exc).__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
+    now = clock.now()
+    models = await load_models(store)
+    outcomes: list[Outcome] = [Outcome(r.transfer_id, "REJECTED") for r in requests]
+    valid: list[Prepared] = []
+    first_seen: dict[str, Prepared] = {}
+    for index, request in enumerate(requests):
+        try:
+            prepared = prepare(request, index, models, now)
+        except DomainError as exc:
+            outcomes[index].error = exc.at("transfers", str(index))
+            continue
+        earlier = first_seen.get(prepared.row.transfer_id)
+        if earlier is not None:  # the same id twice in one call: settled against the first
+            if earlier.row.fingerprint == prepared.row.fingerprint:
+                outcomes[index].outcome = "DUPLICATE"
+            else:
+                outcomes[index].error = _conflict(prepared.row.transfer_id, index)
+            continue
+        first_seen[prepared.row.transfer_id] = prepared
+        valid.append(prepared)
+
+    result = RecordingResult(outcomes)
+    if not valid:
+        return _link_in_call_duplicates(result, requests, first_seen)
+
+    existing = await store.existing_transfers([p.row.transfer_id for p in valid])
+    fresh = [p for p in valid if not _settle_existing(p, existing, outcomes)]
+
+    refund_targets = await _disputed_refund_targets(store, fresh)
+    targets = await _open_batches(store, {p.key: p.new_batch for p in fresh if p.index not in refund_targets},
+                                  actor, now, result)
+    rows = [
+        _with_batch(p.row, refund_targets.get(p.index) or targets[p.key]) for p in fresh
+    ]
+    inserted = await store.insert_transfers(rows, now) if rows else set()
+    if len(inserted) < len(rows):  # lost a race to a concurrent call recording the same ids
+        raced = await store.existing_transfers([r.transfer_id for r in rows if r.transfer_id not in inserted])
+        for p in fresh:
+            if p.row.transfer_id not in inserted:
+                _settle_existing(p, raced, outcomes)
+    filed = [r for r in rows if r.transfer_id in inserted]
+    await store.add_to_accounts(_deltas(filed))
+    await store.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
+    by_id = {r.transfer_id: r for r in filed}
+    for p in fresh:
+        row = by_id.get(p.row.transfer_id)
+        if row is not None:
+            outcomes[p.index].outcome = "RECORDED"
+            outcomes[p.index].batch_id = row.batch_id
+            result.touched_batch_ids.add(row.batch_id)
+
+    reopened = sorted({refund_targets[p.index] for p in fresh if p.index in refund_targets
+                       and p.row.transfer_id in inserted})
+    if reopened:
+        changes, _ = await apply(store, reopened, Action.REFUND, actor=actor, reason="refund", now=now)
+        result.status_changes.extend(changes)
+    return _link_in_call_duplicates(result, requests, first_seen)
+
+
+def _conflict(transfer_id: str, index: int) -> DomainError:
+    return DomainError(errors.TRANSFER_CONFLICT,
+                       f"transfer {transfer_id} was already recorded with different content",
+                       ["transfers", str(index), "transferId"])
+
+
+def _settle_existing(p: Prepared, existing: dict[str, tuple[str, int]], outcomes: list[Outcome]) -> bool:
+    found = existing.get(p.row.transfer_id)
+    if found is None:
+        return False
+    fingerprint, batch_id = found
+    if fingerprint == p.row.fingerprint:
+        outcomes[p.index].outcome = "DUPLICATE"
+        outcomes[p.index].batch_id = batch_id
+    else:
+        outcomes[p.index].error = _conflict(p.row.transfer_id, p.index)
+    return True
+
+
+def _link_in_call_duplicates(
+    result: RecordingResult, requests: Sequence[TransferRequest], first_seen: dict[str, Prepared]
+) -> RecordingResult:
+    for outcome in result.outcomes:
+        if outcome.outcome == "DUPLICATE" and outcome.batch_id is None:
+            first = first_seen.get(outcome.transfer_id)
+            if first is not None:
+                outcome.batch_id = result.outcomes[first.index].batch_id
+    return result
+
+
+def _with_batch(row: TransferRow, batch_id: int) -> TransferRow:
+    from dataclasses import replace
+
+    return replace(row, batch_id=batch_id)
+
+
+def _deltas(rows: Sequence[TransferRow]) -> list[AccountDelta]:
+    sums: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [None, 0, 0, 0])
+    for r in rows:
+        payer = sums[(r.batch_id, r.payer_id)]
+        payer[0], payer[1], payer[3] = r.currency, payer[1] + r.amount, payer[3] + 1
+        payee = sums[(r.batch_id, r.payee_id)]
+        payee[0], payee[2], payee[3] = r.currency, payee[2] + r.amount, payee[3] + 1
+    return [AccountDelta(batch_id, participant, v[0], v[1], v[2], v[3])
+            for (batch_id, participant), v in sums.items()]
+
+
+async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared]) -> dict[int, int]:
+    """Refunds whose original lies in an IN_DISPUTE batch: transfer index -> that batch's id."""
+    refunds = [p for p in fresh if p.row.refund_of]
+    if not refunds:
+        return {}
+    originals = await store.existing_transfers([p.row.refund_of for p in refunds if p.row.refund_of])
+    candidate_batches = {batch_id for _, batch_id in originals.values()}
+    if not candidate_batches:
+        return {}
+    locked = await store.lock_batches(sorted(candidate_batches), exclusive=True)
+    targets: dict[int, int] = {}
+    for p in refunds:
+        original = originals.get(p.row.refund_of or "")
+        if original is None:
+            continue
+        batch = locked.get(original[1])
+        if batch is not None and batch.status == BatchStatus.IN_DISPUTE:
+            targets[p.index] = batch.id
+    return targets
+
+
+async def _open_batches(
+    store: BatchStore, wanted: dict[BatchKey, NewBatch], actor: str, now: datetime, result: RecordingResult
+) -> dict[BatchKey, int]:
+    """The OPEN batch of every key, locked FOR SHARE; creates the next sequence where the last is not OPEN."""
+    resolved: dict[BatchKey, int] = {}
+    pending = sorted(wanted, key=lambda k: (k.model_id, k.currency, k.segment_key, k.window_start))
+    for _ in range(100):
+        if not pending:
+            return resolved
+        latest = await store.latest_batches(pending)
+        locked = await store.lock_batches([row.id for row in latest.values()])
+        retry: list[BatchKey] = []
+        for key in pending:
+            row = latest.get(key)
+            current = locked.get(row.id) if row else None
+            if current is not None and current.status == BatchStatus.OPEN:
+                resolved[key] = current.id
+                continue
+            sequence = (current.sequence if current else 0) + 1
+            spec = wanted[key]
+            name = batching.batch_name(spec.model_name, key.currency, spec.segment, key.window_start,
+                                       spec.interval_seconds, sequence)
+            created = await store.create_batch(spec, sequence, name, now)
+            if created is None:
+                retry.append(key)  # a concurrent recorder created it: look again
+                continue
+            resolved[key] = created
+            result.created_batch_ids.append(created)
+            change = StatusChange(created, None, BatchStatus.OPEN, now, actor, "created", None)
+            result.status_changes.append(change)
+            await store.add_history([(created, None, BatchStatus.OPEN)], now, actor, "created", None)
+        pending = retry
+    raise DomainError(errors.INTERNAL, "could not find an open batch after repeated attempts")

@@ -1,0 +1,55 @@
+"""Process settings, read once from the environment (RUNNING.md)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+DEFAULT_DATABASE_URL = "sqlite://./settlegraph.db"
+
+
+def _bool(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    api_keys: str = ""
+    jwt_secret: str | None = None
+    jwt_public_key: str | None = None
+    jwt_audience: str | None = None
+    four_eyes: bool = True
+    log_level: str = "INFO"
+    open_access: bool = False  # set by `serve` on loopback with no credentials configured
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.api_keys.strip() or self.jwt_secret or self.jwt_public_key)
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        env = os.environ
+        public_key = env.get("SETTLEGRAPH_JWT_PUBLIC_KEY")
+        key_file = env.get("SETTLEGRAPH_JWT_PUBLIC_KEY_FILE")
+        if not public_key and key_file:
+            with open(key_file, encoding="utf-8") as handle:
+                public_key = handle.read()
+        values: dict[str, object] = {
+            "database_url": env.get("SETTLEGRAPH_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            "api_keys": env.get("SETTLEGRAPH_API_KEYS", ""),
+            "jwt_secret": env.get("SETTLEGRAPH_JWT_SECRET") or None,
+            "jwt_public_key": public_key or None,
+            "jwt_audience": env.get("SETTLEGRAPH_JWT_AUDIENCE") or None,
+            "four_eyes": _bool(env.get("SETTLEGRAPH_FOUR_EYES"), True),
+            "log_level": env.get("SETTLEGRAPH_LOG_LEVEL", "INFO"),
+            "open_access": _bool(env.get("SETTLEGRAPH_OPEN_ACCESS"), False),
+        }
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,35 @@
+"""The typed per-request context: who is calling, fresh loaders, settings, the event bus."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auth import Principal
+from app.batch_lifecycle import StatusChange
+from app.events import EventBus
+from app.settings import Settings
+from graphql_schema.loaders import Loaders
+
+
+@dataclass
+class Context:
+    settings: Settings
+    bus: EventBus
+    principal: Principal | None
+    auth_failure: str | None = None
+    request: Any = None
+    response: Any = None
+    loaders: Loaders = field(default_factory=Loaders)
+    connection_params: dict[str, Any] | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.principal.name if self.principal else "anonymous"
+
+    def publish_status_changes(self, changes: Iterable[StatusChange]) -> None:
+        """Call only after the transaction that made the changes has committed."""
+        self.bus.publish_status_changes(changes)
+
+    def publish_batch_totals(self, batch_ids: Iterable[int]) -> None:
+        self.bus.publish_batch_totals(batch_ids)

@@ -1,0 +1,42 @@
+"""DataLoaders, one per relation, built fresh for every request (and every subscription event)."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from strawberry.dataloader import DataLoader
+
+from models.settlement import Batch, BatchAccount, BatchStatusChange, SettlementModel
+
+
+async def _batches(ids: Sequence[int]) -> list[Batch | None]:
+    found = {b.id: b for b in await Batch.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+async def _models(ids: Sequence[int]) -> list[SettlementModel | None]:
+    found = {m.id: m for m in await SettlementModel.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+async def _accounts(batch_ids: Sequence[int]) -> list[list[BatchAccount]]:
+    grouped: dict[int, list[BatchAccount]] = defaultdict(list)
+    for account in await BatchAccount.filter(batch_id__in=list(batch_ids)).order_by("participant_id"):
+        grouped[account.batch_id].append(account)  # type: ignore[attr-defined]
+    return [grouped.get(i, []) for i in batch_ids]
+
+
+async def _history(batch_ids: Sequence[int]) -> list[list[BatchStatusChange]]:
+    grouped: dict[int, list[BatchStatusChange]] = defaultdict(list)
+    for change in await BatchStatusChange.filter(batch_id__in=list(batch_ids)).order_by("id"):
+        grouped[change.batch_id].append(change)  # type: ignore[attr-defined]
+    return [grouped.get(i, []) for i in batch_ids]
+
+
+@dataclass
+class Loaders:
+    batch: DataLoader[int, Batch | None] = field(default_factory=lambda: DataLoader(_batches))
+    model: DataLoader[int, SettlementModel | None] = field(default_factory=lambda: DataLoader(_models))
+    accounts: DataLoader[int, list[BatchAccount]] = field(default_factory=lambda: DataLoader(_accounts))
+    history: DataLoader[int, list[BatchStatusChange]] = field(default_factory=lambda: DataLoader(_history))

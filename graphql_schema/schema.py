@@ -1,0 +1,27 @@
+"""The root schema, merged from the domain Query and Mutation types."""
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter
+from strawberry.tools import merge_types
+
+from graphql_schema.batches import schema as batches
+from graphql_schema.errors import MaskInternalErrors
+from graphql_schema.participants import schema as participants
+from graphql_schema.scalars import SCALAR_OVERRIDES
+from graphql_schema.settlement_models import schema as settlement_models
+from graphql_schema.transfers import schema as transfers
+
+Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query))
+Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation))
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    scalar_overrides=SCALAR_OVERRIDES,
+    extensions=[
+        MaskInternalErrors,
+        lambda: QueryDepthLimiter(max_depth=12),
+        lambda: MaxTokensLimiter(max_token_count=400_000),
+    ],
+)

@@ -1,0 +1,117 @@
+"""GraphQL types of settlement models (SPEC §3)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+from tortoise.functions import Count
+
+from app import periods
+from app.batching import SEGMENT_SEPARATOR
+from graphql_schema.common import Attribute
+from graphql_schema.enums import TimeUnit
+from graphql_schema.errors import UserError
+from models.settlement import Batch as BatchRow
+from models.settlement import SettlementModel as ModelRow
+
+if TYPE_CHECKING:
+    from graphql_schema.batches.types import BatchConnection, BatchFilter
+
+
+@strawberry.input
+class PeriodInput:
+    unit: TimeUnit
+    start: datetime
+    end: datetime
+
+
+@strawberry.type
+class Segment:
+    currency: str
+    values: list[Attribute]
+    batch_count: int
+
+
+@strawberry.type
+class SettlementModel:
+    row: strawberry.Private[ModelRow]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.id))
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field
+    def batch_interval_seconds(self) -> int:
+        return self.row.batch_interval_seconds
+
+    @strawberry.field
+    def currencies(self) -> list[str]:
+        return list(self.row.currencies or [])
+
+    @strawberry.field
+    def segment_by(self) -> list[str]:
+        return list(self.row.segment_by or [])
+
+    @strawberry.field
+    def is_active(self) -> bool:
+        return self.row.is_active
+
+    @strawberry.field
+    def is_default(self) -> bool:
+        return self.row.is_default
+
+    @strawberry.field
+    async def batches(
+        self,
+        info: Info,
+        filter: Annotated[BatchFilter, strawberry.lazy("graphql_schema.batches.types")] | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> Annotated[BatchConnection, strawberry.lazy("graphql_schema.batches.types")]:
+        from graphql_schema.batches.types import batch_connection
+
+        return await batch_connection(info, filter, first, after, model_id=self.row.id)
+
+    @strawberry.field(description="The segment combinations (currency and segment values) present in the period.")
+    async def segments(self, period: PeriodInput) -> list[Segment]:
+        checked = periods.validate_period(period.unit.value, period.start, period.end,
+                                          self.row.batch_interval_seconds)
+        rows = (
+            await BatchRow.filter(model_id=self.row.id, window_start__gte=checked.start,
+                                  window_start__lt=checked.end)
+            .annotate(batch_count=Count("id"))
+            .group_by("currency", "segment_key")
+            .order_by("currency", "segment_key")
+            .values("currency", "segment_key", "batch_count")
+        )
+        keys = list(self.row.segment_by or [])
+        segments = []
+        for r in rows:
+            values = r["segment_key"].split(SEGMENT_SEPARATOR) if keys else []
+            segments.append(Segment(
+                currency=r["currency"],
+                values=[Attribute(key=k, value=v) for k, v in zip(keys, values, strict=False)],
+                batch_count=r["batch_count"],
+            ))
+        return segments
+
+
+@strawberry.type
+class ModelPayload:
+    model: SettlementModel | None = None
+    user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input
+class SettlementModelInput:
+    name: str
+    batch_interval_seconds: int
+    currencies: list[str] | None = None
+    segment_by: list[str] | None = None
+    is_default: bool | None = None

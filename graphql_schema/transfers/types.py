@@ -1,0 +1,146 @@
+"""GraphQL types of transfers and of recording them (SPEC §4)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from app import money
+from app.recording import TransferRequest
+from graphql_schema.common import Attribute, AttributeInput, attributes_of
+from graphql_schema.enums import TransferOutcome
+from graphql_schema.errors import UserError
+from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from graphql_schema.scalars import Amount
+from models.settlement import Transfer as TransferRow
+
+if TYPE_CHECKING:
+    from graphql_schema.batches.types import Batch
+
+
+@strawberry.type
+class Transfer:
+    row: strawberry.Private[TransferRow]
+
+    @strawberry.field
+    def transfer_id(self) -> str:
+        return self.row.transfer_id
+
+    @strawberry.field
+    def payer_id(self) -> str:
+        return self.row.payer_id
+
+    @strawberry.field
+    def payee_id(self) -> str:
+        return self.row.payee_id
+
+    @strawberry.field
+    def amount(self) -> Amount:
+        return money.format_minor(self.row.amount, self.row.currency)
+
+    @strawberry.field
+    def currency(self) -> str:
+        return self.row.currency
+
+    @strawberry.field
+    def committed_at(self) -> datetime:
+        return self.row.committed_at
+
+    @strawberry.field
+    def attributes(self) -> list[Attribute]:
+        return attributes_of(self.row.attributes)
+
+    @strawberry.field
+    def refund_of(self) -> str | None:
+        return self.row.refund_of
+
+    @strawberry.field
+    async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")] | None:
+        from graphql_schema.batches.types import Batch
+
+        row = await info.context.loaders.batch.load(self.row.batch_id)  # type: ignore[attr-defined]
+        return Batch(row=row) if row else None
+
+
+@strawberry.type
+class TransferEdge:
+    node: Transfer
+    cursor: str
+
+
+@strawberry.type
+class TransferConnection:
+    edges: list[TransferEdge]
+    page_info: PageInfo
+    total_count: int
+
+
+async def transfer_connection(batch_id: int, first: int | None, after: str | None) -> TransferConnection:
+    size = page_size(first)
+    after_id = decode_cursor(after)
+    query = TransferRow.filter(batch_id=batch_id)
+    total = await query.count()
+    page = query.order_by("id").limit(size + 1)
+    if after_id is not None:
+        page = page.filter(id__gt=after_id)
+    rows = await page
+    edges = [TransferEdge(node=Transfer(row=r), cursor=encode_cursor(r.id)) for r in rows[:size]]
+    return TransferConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None),
+        total_count=total,
+    )
+
+
+@strawberry.input
+class TransferInput:
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: Amount
+    currency: str
+    committed_at: datetime
+    settlement_model: str | None = None
+    attributes: list[AttributeInput] | None = None
+    refund_of: str | None = None
+
+    def to_app(self) -> TransferRequest:
+        return TransferRequest(
+            transfer_id=self.transfer_id,
+            payer_id=self.payer_id,
+            payee_id=self.payee_id,
+            amount=self.amount,
+            currency=self.currency,
+            committed_at=self.committed_at,
+            settlement_model=self.settlement_model,
+            attributes=[(a.key, a.value) for a in self.attributes] if self.attributes else None,
+            refund_of=self.refund_of,
+        )
+
+
+@strawberry.type
+class TransferResult:
+    transfer_id: str
+    outcome: TransferOutcome
+    batch_id: strawberry.Private[int | None]
+    error: UserError | None = None
+
+    @strawberry.field
+    async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")] | None:
+        from graphql_schema.batches.types import Batch
+
+        if self.batch_id is None:
+            return None
+        row = await info.context.loaders.batch.load(self.batch_id)
+        return Batch(row=row) if row else None
+
+
+@strawberry.type
+class RecordTransfersPayload:
+    recorded: int
+    duplicates: int
+    rejected: int
+    results: list[TransferResult]
+    user_errors: list[UserError] = strawberry.field(default_factory=list)

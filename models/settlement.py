@@ -1,0 +1,148 @@
+"""Tables of the settlement core: models, batches and their live accounts, transfers, history, audit.
+
+Money columns are integers of minor units (app/money.py). Business rules live in app/.
+"""
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class SettlementModel(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=64, unique=True)
+    batch_interval_seconds = fields.IntField()
+    currencies = fields.JSONField(default=list)
+    segment_by = fields.JSONField(default=list)
+    is_active = fields.BooleanField(default=True)
+    is_default = fields.BooleanField(default=False)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "settlement_model"
+
+
+class SettlementModelChange(Model):
+    id = fields.BigIntField(primary_key=True)
+    model: fields.ForeignKeyRelation[SettlementModel] = fields.ForeignKeyField(
+        "settlement.SettlementModel", related_name="changes", on_delete=fields.CASCADE
+    )
+    actor = fields.CharField(max_length=128)
+    action = fields.CharField(max_length=32)
+    changes = fields.JSONField(default=dict)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "settlement_model_change"
+
+
+class Batch(Model):
+    id = fields.BigIntField(primary_key=True)
+    model: fields.ForeignKeyRelation[SettlementModel] = fields.ForeignKeyField(
+        "settlement.SettlementModel", related_name="batches", on_delete=fields.RESTRICT
+    )
+    currency = fields.CharField(max_length=3)
+    # The values of the model's segmentBy attributes, in order: [[key, value], ...]
+    segment = fields.JSONField(default=list)
+    # The same values joined into one comparable string: part of the batch key.
+    segment_key = fields.CharField(max_length=255, default="")
+    window_start = fields.DatetimeField()
+    window_end = fields.DatetimeField()
+    sequence = fields.IntField()
+    name = fields.CharField(max_length=255, unique=True)
+    status = fields.CharField(max_length=24, default="OPEN", db_index=True)
+    # The matrix that locked the batch for settlement (SPEC §5); kept as a plain id so the settlement
+    # core does not depend on the matrices tables.
+    owner_matrix_id = fields.BigIntField(null=True, db_index=True)
+    created_at = fields.DatetimeField()
+    updated_at = fields.DatetimeField()
+
+    class Meta:
+        table = "batch"
+        unique_together = (("model", "currency", "segment_key", "window_start", "sequence"),)
+        indexes = (("window_start",),)
+
+
+class BatchAccount(Model):
+    """Live totals of one participant in one batch, updated with every recorded transfer."""
+
+    id = fields.BigIntField(primary_key=True)
+    batch: fields.ForeignKeyRelation[Batch] = fields.ForeignKeyField(
+        "settlement.Batch", related_name="accounts", on_delete=fields.CASCADE
+    )
+    participant_id = fields.CharField(max_length=128)
+    currency = fields.CharField(max_length=3)
+    debit = fields.BigIntField(default=0)
+    credit = fields.BigIntField(default=0)
+    transfer_count = fields.IntField(default=0)
+
+    class Meta:
+        table = "batch_account"
+        unique_together = (("batch", "participant_id"),)
+        indexes = (("participant_id",),)
+
+
+class Transfer(Model):
+    id = fields.BigIntField(primary_key=True)
+    transfer_id = fields.CharField(max_length=128, unique=True)
+    payer_id = fields.CharField(max_length=128)
+    payee_id = fields.CharField(max_length=128)
+    amount = fields.BigIntField()
+    currency = fields.CharField(max_length=3)
+    committed_at = fields.DatetimeField()
+    model: fields.ForeignKeyRelation[SettlementModel] = fields.ForeignKeyField(
+        "settlement.SettlementModel", related_name="transfers", on_delete=fields.RESTRICT
+    )
+    attributes = fields.JSONField(default=list)
+    refund_of = fields.CharField(max_length=128, null=True)
+    batch: fields.ForeignKeyRelation[Batch] = fields.ForeignKeyField(
+        "settlement.Batch", related_name="transfers", on_delete=fields.RESTRICT
+    )
+    # sha256 of the transfer's content: same id + same fingerprint is a duplicate, else a conflict.
+    fingerprint = fields.CharField(max_length=64)
+    recorded_at = fields.DatetimeField()
+
+    class Meta:
+        table = "transfer"
+        indexes = (("batch_id", "id"),)
+
+
+class BatchStatusChange(Model):
+    id = fields.BigIntField(primary_key=True)
+    batch: fields.ForeignKeyRelation[Batch] = fields.ForeignKeyField(
+        "settlement.Batch", related_name="history", on_delete=fields.CASCADE
+    )
+    from_status = fields.CharField(max_length=24, null=True)
+    to_status = fields.CharField(max_length=24)
+    at = fields.DatetimeField()
+    actor = fields.CharField(max_length=128, null=True)
+    reason = fields.CharField(max_length=512, null=True)
+    matrix_id = fields.BigIntField(null=True)
+
+    class Meta:
+        table = "batch_status_change"
+
+
+class Participant(Model):
+    id = fields.CharField(max_length=128, primary_key=True)
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "participant"
+
+
+class AuditEntry(Model):
+    """Every mutation: who, what, target, when, outcome (SPEC §10)."""
+
+    id = fields.BigIntField(primary_key=True)
+    actor = fields.CharField(max_length=128)
+    roles = fields.CharField(max_length=128)
+    operation = fields.CharField(max_length=64)
+    target = fields.CharField(max_length=512, null=True)
+    outcome = fields.CharField(max_length=32)
+    detail = fields.JSONField(null=True)
+    at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "audit_entry"
