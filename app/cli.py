@@ -115,6 +115,18 @@ async def _demo(settings: Settings, count: int) -> None:
         await database.close()
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from graphql_schema.schema import schema
+
+    text = schema.as_str() + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _safe_url(url: str) -> str:
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -135,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="fill the database with demo data")
     demo.add_argument("--transfers", type=int, default=2000)
     demo.set_defaults(func=cmd_demo)
+    schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
+    schema.add_argument("-o", "--output", help="write to this file instead of stdout")
+    schema.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
     logs.configure(os.environ.get("SETTLEGRAPH_LOG_LEVEL", "INFO"))
     return int(args.func(args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate as run_migrations
 
@@ -40,6 +41,9 @@ async def migrate(database_url: str) -> None:
 
 
 async def init(database_url: str) -> None:
+    # Tortoise caches generated SQL per connection name; a process that re-initialises on another
+    # dialect (the test suite: SQLite, then PostgreSQL) must not reuse the other dialect's statements.
+    EXECUTOR_CACHE.clear()
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
