@@ -213,7 +213,7 @@ async def record_transfers(requests: Sequence[TransferRequest], actor: str) -> R
     for attempt in range(DEADLOCK_RETRIES):
         try:
             async with in_transaction() as conn:
-                return await _record(store_for(conn), requests, actor)
+                return await file_transfers(conn, requests, actor)
         except (OperationalError, TransactionManagementError) as exc:
             if attempt + 1 < DEADLOCK_RETRIES and _is_retryable(exc):
                 log.warning("recordTransfers retried after %s", type(exc).__name__)
@@ -221,6 +221,12 @@ async def record_transfers(requests: Sequence[TransferRequest], actor: str) -> R
                 continue
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def file_transfers(conn: Any, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
+    """Record transfers inside the caller's open transaction `conn` (e.g. a grant commit that must file its
+    transfer atomically with the grant's spent amounts). Publishing events is the caller's job, after commit."""
+    return await _record(store_for(conn), requests, actor)
 
 
 async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
