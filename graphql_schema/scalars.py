@@ -6,6 +6,8 @@ from typing import Any, NewType
 
 import strawberry
 
+Amount = NewType("Amount", str)
+
 
 def _parse_amount(value: Any) -> str:
     # Kept as text: its scale is checked against the currency it travels with (app/money.py), so a
@@ -13,15 +15,6 @@ def _parse_amount(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("Amount must be a decimal string such as \"1250.50\" (never a float)")
     return str(value)
-
-
-Amount = strawberry.scalar(
-    NewType("Amount", str),
-    name="Amount",
-    description='Exact decimal amount as a string, e.g. "1250.50" (SPEC §1).',
-    serialize=str,
-    parse_value=_parse_amount,
-)
 
 
 def _serialize_datetime(value: datetime) -> str:
@@ -40,12 +33,17 @@ def _parse_datetime(value: Any) -> datetime:
     return parsed.astimezone(UTC)
 
 
-DateTimeScalar = strawberry.scalar(
-    NewType("DateTime", datetime),
-    name="DateTime",
-    description='ISO 8601 date-time with offset, e.g. "2026-03-02T14:05:00+00:00"; always answered in UTC.',
-    serialize=_serialize_datetime,
-    parse_value=_parse_datetime,
-)
-
-SCALAR_OVERRIDES: dict[object, Any] = {datetime: DateTimeScalar}
+SCALAR_MAP: dict[object, Any] = {
+    Amount: strawberry.scalar(
+        name="Amount",
+        description='Exact decimal amount as a string, e.g. "1250.50" (SPEC §1).',
+        serialize=str,
+        parse_value=_parse_amount,
+    ),
+    datetime: strawberry.scalar(
+        name="DateTime",
+        description='ISO 8601 date-time with offset, e.g. "2026-03-02T14:05:00+00:00"; answered in UTC.',
+        serialize=_serialize_datetime,
+        parse_value=_parse_datetime,
+    ),
+}

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 
 from graphql_schema.batches import schema as batches
 from graphql_schema.errors import MaskInternalErrors
 from graphql_schema.participants import schema as participants
-from graphql_schema.scalars import SCALAR_OVERRIDES
+from graphql_schema.scalars import SCALAR_MAP
 from graphql_schema.settlement_models import schema as settlement_models
 from graphql_schema.transfers import schema as transfers
 
@@ -18,7 +19,7 @@ Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutati
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    scalar_overrides=SCALAR_OVERRIDES,
+    config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         MaskInternalErrors,
         lambda: QueryDepthLimiter(max_depth=12),

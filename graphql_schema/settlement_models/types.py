@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
+from strawberry.scalars import JSON
 from strawberry.types import Info
 from tortoise.functions import Count
 
@@ -15,6 +16,7 @@ from graphql_schema.enums import TimeUnit
 from graphql_schema.errors import UserError
 from models.settlement import Batch as BatchRow
 from models.settlement import SettlementModel as ModelRow
+from models.settlement import SettlementModelChange as ChangeRow
 
 if TYPE_CHECKING:
     from graphql_schema.batches.types import BatchConnection, BatchFilter
@@ -32,6 +34,27 @@ class Segment:
     currency: str
     values: list[Attribute]
     batch_count: int
+
+
+@strawberry.type
+class SettlementModelChange:
+    row: strawberry.Private[ChangeRow]
+
+    @strawberry.field
+    def action(self) -> str:
+        return self.row.action
+
+    @strawberry.field
+    def actor(self) -> str:
+        return self.row.actor
+
+    @strawberry.field
+    def at(self) -> datetime:
+        return self.row.at
+
+    @strawberry.field(description="The changed fields and their new values, as JSON.")
+    def changes(self) -> JSON:
+        return self.row.changes
 
 
 @strawberry.type
@@ -65,6 +88,10 @@ class SettlementModel:
     @strawberry.field
     def is_default(self) -> bool:
         return self.row.is_default
+
+    @strawberry.field(description="The change log: who changed what, when (SPEC §3).")
+    async def changes(self) -> list[SettlementModelChange]:
+        return [SettlementModelChange(row=r) for r in await ChangeRow.filter(model_id=self.row.id).order_by("id")]
 
     @strawberry.field
     async def batches(
