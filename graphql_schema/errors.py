@@ -47,7 +47,10 @@ class MaskInternalErrors(SchemaExtension):
                                 extensions={"code": original.code})
         if original is None or isinstance(original, GraphQLError):
             extensions = dict(error.extensions or {})
-            extensions.setdefault("code", "BAD_REQUEST" if error.path is None else "VALIDATION")
+            # Input that does not coerce (a bad variable value) is the caller's data; anything else without a
+            # path is a malformed document.
+            is_input = error.path is not None or error.message.startswith(("Variable '$", "Argument '"))
+            extensions.setdefault("code", "VALIDATION" if is_input else "BAD_REQUEST")
             return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                                 extensions=extensions)
         if isinstance(original, ValueError) and error.path is None:

@@ -1,6 +1,8 @@
 """The root schema, merged from the domain Query and Mutation types."""
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter
@@ -16,7 +18,12 @@ from graphql_schema.transfers import schema as transfers
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation))
 
-schema = strawberry.Schema(
+class SettlegraphSchema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Caller mistakes are answered, not logged as server errors; MaskInternalErrors logs the rest."""
+
+
+schema = SettlegraphSchema(
     query=Query,
     mutation=Mutation,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
