@@ -1,0 +1,573 @@
+"""Ingest benchmark (issue 2): recordTransfers through the real server on PostgreSQL.
+
+Creates a fresh database, starts `settlegraph serve` as a subprocess, creates a 1-second and a 15-minute model
+through the API, then measures:
+
+* batched: N transfers (default 200,000) over 20 participants, 2 currencies, both models, 1,000 a
+  recordTransfers call, 4 concurrent clients; transfers/s sustained, per-call latency, peak server RSS;
+  in the same run the baselines: the same rows filed by plain asyncpg with the same SQL (the statements of
+  app/batch_store.PostgresBatchStore over a raw asyncpg connection, no GraphQL, same concurrency), and the
+  whole recording core (app/recording.file_transfers over raw asyncpg: validation + the same SQL);
+* single: single-transfer recordTransfers calls from 32 concurrent clients; calls/s and p50/p95/p99;
+* at the end, in SQL: every batch's account totals equal the sum of its transfers and nets sum to zero
+  per batch. Prints FAIL and exits 1 otherwise.
+
+    .venv/bin/python bench/ingest.py --workers 1
+    .venv/bin/python bench/ingest.py --workers 2 --profile-dir /tmp/prof   # py-spy collapsed stacks
+
+The figures depend on the machine; the server, PostgreSQL and this client share its cores.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from app import recording  # noqa: E402
+from app.batch_store import PostgresBatchStore  # noqa: E402
+from app.database import normalise_url  # noqa: E402
+
+ADMIN_KEY, INGEST_KEY = "bench-admin", "bench-ingest"
+API_KEYS = f"{ADMIN_KEY}:ADMIN:bench-admin,{INGEST_KEY}:INGEST:bench-ingest"
+MODELS = (("BENCH_1S", 1), ("BENCH_15M", 900))
+CURRENCIES = ("USD", "EUR")
+RECORD = """
+mutation Record($transfers: [TransferInput!]!) {
+  recordTransfers(transfers: $transfers) {
+    recorded duplicates rejected
+    results { transferId outcome error { code } }
+    userErrors { code }
+  }
+}"""
+CREATE_MODEL = """
+mutation Create($input: SettlementModelInput!) {
+  createSettlementModel(input: $input) { model { name } userErrors { code message } }
+}"""
+
+
+# -- the transfers -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One transfer without its id and time: the same rows go through the API and the baselines."""
+    payer: str
+    payee: str
+    amount: str
+    currency: str
+    model: str
+    lag: float  # committedAt = the call's send time minus this many seconds
+
+
+def make_rows(count: int, participants: int, spread: float, seed: int) -> list[Row]:
+    rng = random.Random(seed)
+    names = [f"dfsp-{i:02d}" for i in range(1, participants + 1)]
+    rows = []
+    for i in range(count):
+        payer, payee = rng.sample(names, 2)
+        rows.append(Row(payer, payee, f"{rng.randint(1, 2_000_000) / 100:.2f}", CURRENCIES[i % 2],
+                        MODELS[(i // 2) % 2][0], rng.random() * spread))
+    return rows
+
+
+def as_input(row: Row, transfer_id: str, sent: datetime) -> dict[str, Any]:
+    return {"transferId": transfer_id, "payerId": row.payer, "payeeId": row.payee, "amount": row.amount,
+            "currency": row.currency, "committedAt": (sent - timedelta(seconds=row.lag)).isoformat(),
+            "settlementModel": row.model}
+
+
+def as_request(row: Row, transfer_id: str, sent: datetime) -> recording.TransferRequest:
+    return recording.TransferRequest(transfer_id=transfer_id, payer_id=row.payer, payee_id=row.payee,
+                                     amount=row.amount, currency=row.currency,
+                                     committed_at=sent - timedelta(seconds=row.lag), settlement_model=row.model)
+
+
+# -- measuring ---------------------------------------------------------------------------------------
+
+@dataclass
+class Run:
+    name: str
+    items: int = 0  # transfers (or calls) completed
+    calls: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+    def pct(self, p: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
+
+    def latency_line(self) -> str:
+        return (f"p50 {self.pct(50):.1f} ms  p95 {self.pct(95):.1f} ms  p99 {self.pct(99):.1f} ms  "
+                f"max {self.pct(100):.1f} ms  mean {statistics.fmean(self.latencies) * 1000:.1f} ms")
+
+
+async def drive(calls: int, clients: int, one_call: Callable[[int], Awaitable[None]], run: Run) -> None:
+    """`clients` concurrent loops pull call numbers 0..calls-1 and time each call."""
+    counter = iter(range(calls))
+
+    async def client() -> None:
+        for number in counter:
+            started = time.perf_counter()
+            try:
+                await one_call(number)
+            except Exception as exc:
+                run.failures.append(f"call {number}: {type(exc).__name__}: {exc}"[:300])
+                continue
+            run.latencies.append(time.perf_counter() - started)
+            run.calls += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    run.seconds = time.perf_counter() - started
+
+
+class RssSampler:
+    """Peak resident memory of the server process and its children (uvicorn workers), sampled."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.root = psutil.Process(pid)
+        self.interval = interval
+        self.peak_total = 0
+        self.peak_single = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            total = 0
+            with suppress(psutil.Error):
+                for proc in [self.root, *self.root.children(recursive=True)]:
+                    with suppress(psutil.Error):
+                        rss = proc.memory_info().rss
+                        total += rss
+                        self.peak_single = max(self.peak_single, rss)
+            self.peak_total = max(self.peak_total, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class Profiler:
+    """py-spy record (collapsed stacks) of the server and its workers while a phase runs."""
+
+    def __init__(self, directory: str | None, pid: int) -> None:
+        self.directory, self.pid = directory, pid
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, phase: str) -> None:
+        if not self.directory:
+            return
+        Path(self.directory).mkdir(parents=True, exist_ok=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        self.proc = subprocess.Popen(
+            [str(spy if spy.exists() else "py-spy"), "record", "--pid", str(self.pid), "--subprocesses",
+             "--format", "raw", "--rate", "200", "-o", str(Path(self.directory) / f"{phase}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+            self.proc = None
+
+
+# -- the database and the server ---------------------------------------------------------------------
+
+def _dsn(url: str) -> str:
+    return normalise_url(url).replace("postgres://", "postgresql://", 1)
+
+
+async def create_database(base_url: str) -> tuple[str, str]:
+    name = f"settlegraph_bench_{uuid.uuid4().hex[:10]}"
+    prefix, _, _ = base_url.rstrip("/").rpartition("/")
+    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{prefix}/{name}", name
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    prefix, _, _ = base_url.rstrip("/").rpartition("/")
+    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(database_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
+           "SETTLEGRAPH_LOG_LEVEL": os.environ.get("SETTLEGRAPH_LOG_LEVEL", "WARNING")}
+    command = [str(ROOT / ".venv" / "bin" / "settlegraph"), "serve", "--port", str(port)]
+    if workers != 1:
+        command += ["--workers", str(workers)]
+    log = log_path.open("wb")
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+async def wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes], workers: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited with {server.returncode}; see its log")
+        with suppress(httpx.HTTPError):
+            if (await http.get("/readyz")).status_code == 200:
+                if workers > 1:
+                    await asyncio.sleep(2.0)  # let every worker finish its start-up
+                return
+        await asyncio.sleep(0.2)
+    raise SystemExit("server did not become ready within 60 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
+    response = await http.post("/graphql", json={"query": query, "variables": variables},
+                               headers={"Authorization": f"Bearer {key}"})
+    body = response.json()
+    if response.status_code != 200 or body.get("errors"):
+        raise RuntimeError(f"HTTP {response.status_code}: {json.dumps(body)[:300]}")
+    return body["data"]
+
+
+async def create_models(http: httpx.AsyncClient) -> None:
+    for name, interval in MODELS:
+        data = await gql(http, CREATE_MODEL, {"input": {"name": name, "batchIntervalSeconds": interval,
+                                                        "currencies": list(CURRENCIES)}}, ADMIN_KEY)
+        errors = data["createSettlementModel"]["userErrors"]
+        if errors:
+            raise SystemExit(f"createSettlementModel {name}: {errors}")
+
+
+# -- the phases --------------------------------------------------------------------------------------
+
+def check_payload(data: dict[str, Any], expected: int) -> None:
+    payload = data["recordTransfers"]
+    if payload["recorded"] != expected or payload["userErrors"] or len(payload["results"]) != expected:
+        bad = [r for r in payload["results"] if r["outcome"] != "RECORDED"][:3]
+        raise RuntimeError(f"recorded {payload['recorded']} of {expected}: {payload['userErrors']} {bad}")
+
+
+async def batched_api(http: httpx.AsyncClient, rows: Sequence[Row], per_call: int, clients: int,
+                      prefix: str) -> Run:
+    run = Run("API recordTransfers")
+    calls = (len(rows) + per_call - 1) // per_call
+
+    async def one_call(number: int) -> None:
+        chunk = rows[number * per_call:(number + 1) * per_call]
+        sent = datetime.now(UTC)
+        transfers = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
+        check_payload(await gql(http, RECORD, {"transfers": transfers}, INGEST_KEY), len(chunk))
+        run.items += len(chunk)
+
+    await drive(calls, clients, one_call, run)
+    return run
+
+
+class RawConnection:
+    """What PostgresBatchStore calls on a Tortoise connection, over a plain asyncpg connection."""
+
+    class capabilities:  # mirrors the attribute of a Tortoise connection
+        dialect = "postgres"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute_query_dict(self, sql: str, values: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.conn.fetch(sql, *(values or ()))]
+
+    async def execute_query(self, sql: str, values: Sequence[Any] | None = None) -> tuple[int, list[Any]]:
+        rows = await self.conn.fetch(sql, *(values or ()))
+        return len(rows), rows
+
+
+async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: int, clients: int, prefix: str,
+                           core: bool) -> Run:
+    """The same rows through the same SQL over plain asyncpg, no HTTP/GraphQL/Tortoise.
+
+    core=False: the filing statements only (resolve/lock the OPEN batches, insert the transfers via unnest,
+    upsert the batch accounts, the participants), rows validated and keyed by recording.prepare beforehand.
+    core=True: app.recording.file_transfers as the server runs it (model lookup, duplicate check, ...).
+    """
+    run = Run("asyncpg, recording core" if core else "asyncpg, same SQL")
+    calls = (len(rows) + per_call - 1) // per_call
+    async with pool.acquire() as conn:
+        models = await recording.load_models(PostgresBatchStore(RawConnection(conn)))
+
+    async def one_call(number: int) -> None:
+        chunk = rows[number * per_call:(number + 1) * per_call]
+        sent = datetime.now(UTC)
+        requests = [as_request(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
+        async with pool.acquire() as conn, conn.transaction():
+            raw = RawConnection(conn)
+            if core:
+                result = await recording.file_transfers(raw, requests, "bench")
+                recorded = result.count("RECORDED")
+            else:
+                recorded = await file_with_store_sql(PostgresBatchStore(raw), requests, models)
+        if recorded != len(chunk):
+            raise RuntimeError(f"recorded {recorded} of {len(chunk)}")
+        run.items += len(chunk)
+
+    await drive(calls, clients, one_call, run)
+    return run
+
+
+async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[recording.TransferRequest],
+                              models: dict[str, recording.ModelInfo]) -> int:
+    now = datetime.now(UTC)
+    prepared = [recording.prepare(r, i, models, now) for i, r in enumerate(requests)]
+    result = recording.RecordingResult([])
+    targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
+    rows = [recording._with_batch(p.row, targets[p.key]) for p in prepared]
+    inserted = await store.insert_transfers(rows, now)
+    await store.add_to_accounts(recording._deltas(rows))
+    await store.add_participants(sorted({r.payer_id for r in rows} | {r.payee_id for r in rows}), now)
+    return len(inserted)
+
+
+async def single_api(http: httpx.AsyncClient, rows: Sequence[Row], clients: int, seconds: float,
+                     prefix: str) -> Run:
+    run = Run("API single")
+    numbers = iter(range(10**9))
+    deadline = time.perf_counter() + seconds
+
+    async def client() -> None:
+        for number in numbers:
+            if time.perf_counter() >= deadline:
+                return
+            row = rows[number % len(rows)]
+            started = time.perf_counter()
+            try:
+                transfer = as_input(row, f"{prefix}-{number:07d}", datetime.now(UTC))
+                check_payload(await gql(http, RECORD, {"transfers": [transfer]}, INGEST_KEY), 1)
+            except Exception as exc:
+                run.failures.append(f"call {number}: {type(exc).__name__}: {exc}"[:300])
+                continue
+            run.latencies.append(time.perf_counter() - started)
+            run.calls += 1
+            run.items += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    run.seconds = time.perf_counter() - started
+    return run
+
+
+# -- the final check ---------------------------------------------------------------------------------
+
+VERIFY = {
+    "account rows differing from the sum of their transfers": """
+        WITH legs AS (
+            SELECT batch_id, payer_id AS participant_id, amount AS debit, 0::bigint AS credit FROM transfer
+            UNION ALL
+            SELECT batch_id, payee_id, 0::bigint, amount FROM transfer),
+        sums AS (SELECT batch_id, participant_id, sum(debit) AS debit, sum(credit) AS credit, count(*) AS n
+                 FROM legs GROUP BY batch_id, participant_id)
+        SELECT count(*) FROM sums FULL JOIN batch_account a USING (batch_id, participant_id)
+        WHERE a.id IS NULL OR sums.batch_id IS NULL OR sums.debit <> a.debit OR sums.credit <> a.credit
+           OR sums.n <> a.transfer_count""",
+    "batches whose nets do not sum to zero": """
+        SELECT count(*) FROM (SELECT batch_id FROM batch_account GROUP BY batch_id
+                              HAVING sum(credit - debit) <> 0 OR sum(transfer_count) % 2 <> 0) AS b""",
+    "transfers outside their batch's key (model, currency, window)": """
+        SELECT count(*) FROM transfer t JOIN batch b ON b.id = t.batch_id
+        WHERE t.model_id <> b.model_id OR t.currency <> b.currency
+           OR t.committed_at < b.window_start OR t.committed_at >= b.window_end""",
+    "accounts in another currency than their batch": """
+        SELECT count(*) FROM batch_account a JOIN batch b ON b.id = a.batch_id WHERE a.currency <> b.currency""",
+    "keys with more than one OPEN batch": """
+        SELECT count(*) FROM (SELECT 1 FROM batch WHERE status = 'OPEN'
+                              GROUP BY model_id, currency, segment_key, window_start HAVING count(*) > 1) AS k""",
+}
+
+
+async def verify(pool: asyncpg.Pool, expected_transfers: int) -> list[str]:
+    failures = []
+    async with pool.acquire() as conn:
+        for what, sql in VERIFY.items():
+            bad = await conn.fetchval(sql)
+            if bad:
+                failures.append(f"{bad} {what}")
+        stored = await conn.fetchval("SELECT count(*) FROM transfer")
+        batches = await conn.fetchval("SELECT count(*) FROM batch")
+        audits = await conn.fetchval("SELECT count(*) FROM audit_entry WHERE operation = 'recordTransfers'")
+    if stored != expected_transfers:
+        failures.append(f"{stored} transfers stored, {expected_transfers} expected")
+    print(f"check: {stored} transfers in {batches} batches, {audits} recordTransfers audit entries")
+    return failures
+
+
+# -- main --------------------------------------------------------------------------------------------
+
+def mib(value: int) -> str:
+    return f"{value / 2**20:.0f} MiB"
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+async def main(args: argparse.Namespace) -> int:
+    database_url, name = await create_database(args.postgres_url)
+    port = args.port or free_port()
+    log_path = Path(args.server_log)
+    server = start_server(database_url, port, args.workers, log_path)
+    failures: list[str] = []
+    print(f"bench/ingest.py: database {name}, server pid {server.pid} on :{port}, workers {args.workers}, "
+          f"{os.cpu_count()} cores, {load()}")
+    pool = await asyncpg.create_pool(_dsn(database_url), min_size=args.clients, max_size=args.clients)
+    profiler = Profiler(args.profile_dir, server.pid)
+    limits = httpx.Limits(max_connections=max(args.clients, args.single_clients) + 8,
+                          max_keepalive_connections=max(args.clients, args.single_clients) + 8)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300, limits=limits) as http:
+            await wait_ready(http, server, args.workers)
+            await create_models(http)
+            rows = make_rows(args.transfers, args.participants, args.spread, args.seed)
+            expected = 0
+
+            # warm-up: every worker and connection parses, plans and caches once
+            warm = await batched_api(http, rows[: args.per_call * args.clients * 2], args.per_call, args.clients, "w")
+            failures += warm.failures
+            expected += warm.items
+
+            if not args.skip_batched:
+                profiler.start("batched")
+                with RssSampler(server.pid) as rss:
+                    api = await batched_api(http, rows, args.per_call, args.clients, "t")
+                profiler.stop()
+                failures += api.failures
+                expected += api.items
+                print(f"\nbatched: {api.items} transfers, {api.calls} calls of {args.per_call}, "
+                      f"{args.clients} clients, workers {args.workers}, {load()}")
+                print(f"  API recordTransfers    {api.rate:9,.0f} transfers/s  ({api.seconds:.1f} s)  "
+                      f"per call: {api.latency_line()}")
+                print(f"  server peak RSS        {mib(rss.peak_total)} (all processes), "
+                      f"{mib(rss.peak_single)} (largest process)")
+                for core in {"sql": [False], "core": [True], "both": [False, True], "none": []}[args.baseline]:
+                    base = await batched_baseline(pool, rows, args.per_call, args.clients,
+                                                  "c" if core else "b", core)
+                    failures += base.failures
+                    expected += base.items
+                    print(f"  {base.name:22} {base.rate:9,.0f} transfers/s  ({base.seconds:.1f} s)  "
+                          f"per call: {base.latency_line()}")
+                    print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
+
+            if not args.skip_single:
+                warm_single = await single_api(http, rows, args.single_clients, args.single_warmup, "sw")
+                failures += warm_single.failures
+                expected += warm_single.items
+                profiler.start("single")
+                single = await single_api(http, rows, args.single_clients, args.single_seconds, "s")
+                profiler.stop()
+                failures += single.failures
+                expected += single.items
+                print(f"\nsingle: {single.calls} calls in {single.seconds:.1f} s, {args.single_clients} clients, "
+                      f"workers {args.workers}, {load()}")
+                print(f"  API single transfer    {single.rate:9,.0f} calls/s     {single.latency_line()}")
+
+        failures += await verify(pool, expected)
+    finally:
+        profiler.stop()
+        await pool.close()
+        stop_server(server)
+        if args.keep:
+            print(f"kept database {database_url}")
+        else:
+            await drop_database(args.postgres_url, name)
+    if failures:
+        print(f"\nFAIL ({len(failures)}):")
+        for failure in failures[:20]:
+            print(f"  {failure}")
+        print(f"server log: {log_path}")
+        return 1
+    print("\nOK: every batch's totals equal the sum of its transfers; nets sum to zero per batch")
+    return 0
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres-url", default=os.environ.get(
+        "SETTLEGRAPH_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        help="server to create the bench database on (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
+    parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
+    parser.add_argument("--transfers", type=int, default=200_000, help="batched: transfers in all")
+    parser.add_argument("--per-call", type=int, default=1_000, help="batched: transfers a call")
+    parser.add_argument("--clients", type=int, default=4, help="batched: concurrent clients")
+    parser.add_argument("--participants", type=int, default=20)
+    parser.add_argument("--spread", type=float, default=0.2,
+                        help="a call's transfers are committed within this many seconds before it is sent")
+    parser.add_argument("--baseline", choices=["sql", "core", "both", "none"], default="both",
+                        help="plain-asyncpg baselines: the filing SQL only, the recording core, both, none")
+    parser.add_argument("--single-clients", type=int, default=32)
+    parser.add_argument("--single-seconds", type=float, default=15.0)
+    parser.add_argument("--single-warmup", type=float, default=2.0)
+    parser.add_argument("--skip-batched", action="store_true")
+    parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped)")
+    parser.add_argument("--profile-dir", help="py-spy record the server per phase into DIR/<phase>.txt")
+    parser.add_argument("--server-log", default="/tmp/settlegraph-bench-server.log")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
