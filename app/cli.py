@@ -53,6 +53,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = Settings.from_env()
+    if args.workers > 1 and not settings.is_postgres:
+        log.error("--workers %d needs PostgreSQL: SQLite is the single-process embedded default "
+                  "(set SETTLEGRAPH_DATABASE_URL=postgres://...)", args.workers)
+        return 2
     if not settings.has_credentials:
         if not _is_loopback(args.host):
             log.error("refusing to serve on %s without SETTLEGRAPH_API_KEYS or a JWT key: every caller "
