@@ -7,8 +7,17 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 
+class _DropTerminalColours(logging.Filter):
+    """uvicorn adds a `color_message` copy of each message for terminals; JSON lines do not need it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
+
+
 def configure(level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_DropTerminalColours())
     handler.setFormatter(JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
