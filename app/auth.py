@@ -87,7 +87,7 @@ class Authenticator:
             key, algorithms = self.settings.jwt_public_key, ["RS256"]
         else:
             key, algorithms = self.settings.jwt_secret or "", ["HS256"]
-        options = {"require": ["exp", "sub"], "verify_aud": self.settings.jwt_audience is not None}
+        options: jwt.types.Options = {"require": ["exp", "sub"], "verify_aud": self.settings.jwt_audience is not None}
         try:
             claims = jwt.decode(
                 token, key, algorithms=algorithms, audience=self.settings.jwt_audience, options=options

@@ -58,7 +58,7 @@ async def resolve_ref(ref: BatchRef) -> int:
     if not found:
         raise DomainError(errors.NOT_FOUND, f"no batch for {given[0]} {ref.id or ref.name or ref.transfer_id}",
                           ["ref", given[0]])
-    return int(found[0])
+    return int(found[0])  # type: ignore[call-overload]
 
 
 async def find(ref: BatchRef) -> Batch | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
@@ -35,9 +36,16 @@ class MaskInternalErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        if result is None or not getattr(result, "errors", None):
+        errors = getattr(result, "errors", None)
+        if result is None or not errors:
             return
-        result.errors = [self._process(error) for error in result.errors]
+        result.errors = [self._process(error) for error in errors]
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        # Subscription events reach the client through this hook, not through on_operation.
+        if getattr(result, "errors", None):
+            result.errors = [self._process(error) for error in result.errors]
+        yield
 
     @staticmethod
     def _process(error: GraphQLError) -> GraphQLError:

@@ -6,7 +6,14 @@ from typing import Any, NewType
 
 import strawberry
 
+from app import money
+
 Amount = NewType("Amount", str)
+
+
+def amount(minor: int, currency: str) -> Amount:
+    """Minor units on the wire: exactly the currency's decimals (SPEC §1)."""
+    return Amount(money.format_minor(minor, currency))
 
 
 def _parse_amount(value: Any) -> str:

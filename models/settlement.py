@@ -12,8 +12,8 @@ class SettlementModel(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=64, unique=True)
     batch_interval_seconds = fields.IntField()
-    currencies = fields.JSONField(default=list)
-    segment_by = fields.JSONField(default=list)
+    currencies: fields.Field[list[str]] = fields.JSONField(default=list)
+    segment_by: fields.Field[list[str]] = fields.JSONField(default=list)
     is_active = fields.BooleanField(default=True)
     is_default = fields.BooleanField(default=False)
     created_at = fields.DatetimeField()
@@ -30,7 +30,7 @@ class SettlementModelChange(Model):
     )
     actor = fields.CharField(max_length=128)
     action = fields.CharField(max_length=32)
-    changes = fields.JSONField(default=dict)
+    changes: fields.Field[dict] = fields.JSONField(default=dict)
     at = fields.DatetimeField()
 
     class Meta:
@@ -44,7 +44,7 @@ class Batch(Model):
     )
     currency = fields.CharField(max_length=3)
     # The values of the model's segmentBy attributes, in order: [[key, value], ...]
-    segment = fields.JSONField(default=list)
+    segment: fields.Field[list] = fields.JSONField(default=list)
     # The same values joined into one comparable string: part of the batch key.
     segment_key = fields.CharField(max_length=255, default="")
     window_start = fields.DatetimeField()
@@ -94,7 +94,7 @@ class Transfer(Model):
     model: fields.ForeignKeyRelation[SettlementModel] = fields.ForeignKeyField(
         "settlement.SettlementModel", related_name="transfers", on_delete=fields.RESTRICT
     )
-    attributes = fields.JSONField(default=list)
+    attributes: fields.Field[list] = fields.JSONField(default=list)
     refund_of = fields.CharField(max_length=128, null=True)
     batch: fields.ForeignKeyRelation[Batch] = fields.ForeignKeyField(
         "settlement.Batch", related_name="transfers", on_delete=fields.RESTRICT
@@ -141,7 +141,7 @@ class AuditEntry(Model):
     operation = fields.CharField(max_length=64)
     target = fields.CharField(max_length=512, null=True)
     outcome = fields.CharField(max_length=32)
-    detail = fields.JSONField(null=True)
+    detail: fields.Field[dict | None] = fields.JSONField(null=True)
     at = fields.DatetimeField(db_index=True)
 
     class Meta:

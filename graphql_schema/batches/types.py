@@ -8,12 +8,11 @@ import strawberry
 from strawberry.types import Info
 
 from app import batches as batch_queries
-from app import money
 from graphql_schema.common import Attribute, attributes_of
 from graphql_schema.enums import BatchStatus
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
-from graphql_schema.scalars import Amount
+from graphql_schema.scalars import Amount, amount
 from models.settlement import Batch as BatchRow
 from models.settlement import BatchAccount as AccountRow
 from models.settlement import BatchStatusChange as ChangeRow
@@ -36,9 +35,9 @@ class BatchAccount:
         return cls(
             participant_id=row.participant_id,
             currency=row.currency,
-            debit=money.format_minor(row.debit, row.currency),
-            credit=money.format_minor(row.credit, row.currency),
-            net=money.format_minor(row.credit - row.debit, row.currency),
+            debit=amount(row.debit, row.currency),
+            credit=amount(row.credit, row.currency),
+            net=amount(row.credit - row.debit, row.currency),
         )
 
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import strawberry
 
-from app import money
 from app.participants import Position
-from graphql_schema.scalars import Amount
+from graphql_schema.scalars import Amount, amount
 
 
 @strawberry.type
@@ -17,12 +16,11 @@ class ParticipantPosition:
 
     @classmethod
     def of(cls, position: Position) -> ParticipantPosition:
-        fmt = money.format_minor
         return cls(
             currency=position.currency,
-            unsettled_net=fmt(position.unsettled_net, position.currency),
-            settled_net=fmt(position.settled_net, position.currency),
-            settlement_balance=fmt(position.settlement_balance, position.currency),
+            unsettled_net=amount(position.unsettled_net, position.currency),
+            settled_net=amount(position.settled_net, position.currency),
+            settlement_balance=amount(position.settlement_balance, position.currency),
         )
 
 

@@ -54,7 +54,7 @@ class SettlementModelChange:
 
     @strawberry.field(description="The changed fields and their new values, as JSON.")
     def changes(self) -> JSON:
-        return self.row.changes
+        return JSON(self.row.changes)
 
 
 @strawberry.type

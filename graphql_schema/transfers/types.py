@@ -7,13 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
-from app import money
 from app.recording import TransferRequest
 from graphql_schema.common import Attribute, AttributeInput, attributes_of
 from graphql_schema.enums import TransferOutcome
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
-from graphql_schema.scalars import Amount
+from graphql_schema.scalars import Amount, amount
 from models.settlement import Transfer as TransferRow
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ class Transfer:
 
     @strawberry.field
     def amount(self) -> Amount:
-        return money.format_minor(self.row.amount, self.row.currency)
+        return amount(self.row.amount, self.row.currency)
 
     @strawberry.field
     def currency(self) -> str:
