@@ -26,6 +26,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -130,15 +131,34 @@ class Run:
                 f"max {self.pct(100):.1f} ms  mean {statistics.fmean(self.latencies) * 1000:.1f} ms")
 
 
-async def drive(calls: int, clients: int, one_call: Callable[[int], Awaitable[None]], run: Run) -> None:
-    """`clients` concurrent loops pull call numbers 0..calls-1 and time each call."""
+_TLS = ssl.create_default_context()  # unused over http://, but httpx builds one per client unless given
+
+
+def http_client(base_url: str) -> httpx.AsyncClient:
+    """One client, one keep-alive connection: each simulated caller has its own (httpcore's pool scans every
+    connection on each request, so one pool shared by 32 callers costs more CPU than the server)."""
+    return httpx.AsyncClient(base_url=base_url, timeout=300, verify=_TLS,
+                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+
+async def drive(base_url: str | None, calls: int, clients: int,
+                one_call: Callable[[Any, int], Awaitable[None]], run: Run) -> None:
+    """`clients` concurrent callers (with an HTTP client each, if base_url) pull call numbers 0..calls-1 and
+    time each call."""
     counter = iter(range(calls))
 
     async def client() -> None:
+        if base_url is None:
+            await caller(None)
+            return
+        async with http_client(base_url) as http:
+            await caller(http)
+
+    async def caller(http: httpx.AsyncClient | None) -> None:
         for number in counter:
             started = time.perf_counter()
             try:
-                await one_call(number)
+                await one_call(http, number)
             except Exception as exc:
                 run.failures.append(f"call {number}: {type(exc).__name__}: {exc}"[:300])
                 continue
@@ -180,6 +200,42 @@ class RssSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class CpuMeter:
+    """CPU seconds used by the server (with its workers) and by every PostgreSQL process while a phase runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+
+    def _sample(self) -> tuple[float, float, float]:
+        server = postgres = 0.0
+        own = psutil.Process().cpu_times()
+        with suppress(psutil.Error):
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                with suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    server += times.user + times.system
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
+                postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        return server, postgres, own.user + own.system
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._sample()
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        self.seconds = time.perf_counter() - self.started
+        self.server, self.postgres, self.client = (b - a for a, b in zip(self.start, end, strict=True))
+
+    def line(self, items: int, unit: str) -> str:
+        return (f"CPU: server {self.server:.1f} s ({self.server / self.seconds * 100:.0f}% of a core, "
+                f"{self.server / items * 1000:.3f} ms/{unit}), postgres {self.postgres:.1f} s "
+                f"({self.postgres / self.seconds * 100:.0f}%; every postgres process on the machine), "
+                f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")
 
 
 class Profiler:
@@ -244,7 +300,8 @@ def free_port() -> int:
 def start_server(database_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
            "SETTLEGRAPH_LOG_LEVEL": os.environ.get("SETTLEGRAPH_LOG_LEVEL", "WARNING")}
-    command = [str(ROOT / ".venv" / "bin" / "settlegraph"), "serve", "--port", str(port)]
+    # what the `settlegraph` console script runs, from this checkout (cwd) whichever one is installed
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     if workers != 1:
         command += ["--workers", str(workers)]
     log = log_path.open("wb")
@@ -303,19 +360,19 @@ def check_payload(data: dict[str, Any], expected: int) -> None:
         raise RuntimeError(f"recorded {payload['recorded']} of {expected}: {payload['userErrors']} {bad}")
 
 
-async def batched_api(http: httpx.AsyncClient, rows: Sequence[Row], per_call: int, clients: int,
+async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients: int,
                       prefix: str) -> Run:
     run = Run("API recordTransfers")
     calls = (len(rows) + per_call - 1) // per_call
 
-    async def one_call(number: int) -> None:
+    async def one_call(http: httpx.AsyncClient, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
         transfers = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
         check_payload(await gql(http, RECORD, {"transfers": transfers}, INGEST_KEY), len(chunk))
         run.items += len(chunk)
 
-    await drive(calls, clients, one_call, run)
+    await drive(base_url, calls, clients, one_call, run)
     return run
 
 
@@ -349,7 +406,7 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
     async with pool.acquire() as conn:
         models = await recording.load_models(PostgresBatchStore(RawConnection(conn)))
 
-    async def one_call(number: int) -> None:
+    async def one_call(_: None, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
         requests = [as_request(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
@@ -364,7 +421,7 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
             raise RuntimeError(f"recorded {recorded} of {len(chunk)}")
         run.items += len(chunk)
 
-    await drive(calls, clients, one_call, run)
+    await drive(None, calls, clients, one_call, run)
     return run
 
 
@@ -381,13 +438,17 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     return len(inserted)
 
 
-async def single_api(http: httpx.AsyncClient, rows: Sequence[Row], clients: int, seconds: float,
+async def single_api(base_url: str, rows: Sequence[Row], clients: int, seconds: float,
                      prefix: str) -> Run:
     run = Run("API single")
     numbers = iter(range(10**9))
     deadline = time.perf_counter() + seconds
 
     async def client() -> None:
+        async with http_client(base_url) as http:
+            await caller(http)
+
+    async def caller(http: httpx.AsyncClient) -> None:
         for number in numbers:
             if time.perf_counter() >= deadline:
                 return
@@ -474,24 +535,24 @@ async def main(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} cores, {load()}")
     pool = await asyncpg.create_pool(_dsn(database_url), min_size=args.clients, max_size=args.clients)
     profiler = Profiler(args.profile_dir, server.pid)
-    limits = httpx.Limits(max_connections=max(args.clients, args.single_clients) + 8,
-                          max_keepalive_connections=max(args.clients, args.single_clients) + 8)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300, limits=limits) as http:
+        base_url = f"http://127.0.0.1:{port}"
+        async with http_client(base_url) as http:
             await wait_ready(http, server, args.workers)
             await create_models(http)
             rows = make_rows(args.transfers, args.participants, args.spread, args.seed)
             expected = 0
 
             # warm-up: every worker and connection parses, plans and caches once
-            warm = await batched_api(http, rows[: args.per_call * args.clients * 2], args.per_call, args.clients, "w")
+            warm_rows = rows[: args.per_call * args.clients * 2]
+            warm = await batched_api(base_url, warm_rows, args.per_call, args.clients, "w")
             failures += warm.failures
             expected += warm.items
 
             if not args.skip_batched:
                 profiler.start("batched")
-                with RssSampler(server.pid) as rss:
-                    api = await batched_api(http, rows, args.per_call, args.clients, "t")
+                with RssSampler(server.pid) as rss, CpuMeter(server.pid) as cpu:
+                    api = await batched_api(base_url, rows, args.per_call, args.clients, "t")
                 profiler.stop()
                 failures += api.failures
                 expected += api.items
@@ -499,6 +560,7 @@ async def main(args: argparse.Namespace) -> int:
                       f"{args.clients} clients, workers {args.workers}, {load()}")
                 print(f"  API recordTransfers    {api.rate:9,.0f} transfers/s  ({api.seconds:.1f} s)  "
                       f"per call: {api.latency_line()}")
+                print(f"  {cpu.line(api.items, 'transfer')}")
                 print(f"  server peak RSS        {mib(rss.peak_total)} (all processes), "
                       f"{mib(rss.peak_single)} (largest process)")
                 for core in {"sql": [False], "core": [True], "both": [False, True], "none": []}[args.baseline]:
@@ -511,17 +573,19 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
 
             if not args.skip_single:
-                warm_single = await single_api(http, rows, args.single_clients, args.single_warmup, "sw")
+                warm_single = await single_api(base_url, rows, args.single_clients, args.single_warmup, "sw")
                 failures += warm_single.failures
                 expected += warm_single.items
                 profiler.start("single")
-                single = await single_api(http, rows, args.single_clients, args.single_seconds, "s")
+                with CpuMeter(server.pid) as cpu:
+                    single = await single_api(base_url, rows, args.single_clients, args.single_seconds, "s")
                 profiler.stop()
                 failures += single.failures
                 expected += single.items
                 print(f"\nsingle: {single.calls} calls in {single.seconds:.1f} s, {args.single_clients} clients, "
                       f"workers {args.workers}, {load()}")
                 print(f"  API single transfer    {single.rate:9,.0f} calls/s     {single.latency_line()}")
+                print(f"  {cpu.line(single.calls, 'call')}")
 
         failures += await verify(pool, expected)
     finally:

@@ -4,8 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
-from strawberry.extensions import MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 
 from graphql_schema.batches import schema as batches
@@ -17,6 +23,9 @@ from graphql_schema.transfers import schema as transfers
 
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation))
+# Built once: the rule classes are part of the validation cache's key, so a new class per request
+# (QueryDepthLimiter's own factory) would never hit it.
+DEPTH_RULES = QueryDepthLimiter(max_depth=12).validation_rules
 
 class SettlegraphSchema(strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
@@ -29,7 +38,10 @@ schema = SettlegraphSchema(
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         MaskInternalErrors,
-        lambda: QueryDepthLimiter(max_depth=12),
+        lambda: AddValidationRules(DEPTH_RULES),
         lambda: MaxTokensLimiter(max_token_count=400_000),
+        # Clients send the same few documents again and again: parse and validate each once.
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ],
 )
