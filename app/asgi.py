@@ -18,7 +18,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from app import database, metrics, settlement_models
 from app.auth import Authenticator
 from app.errors import DomainError
-from app.events import EventBus
+from app.events import EventBus, bus_for
 from app.settings import Settings
 from graphql_schema.context import Context
 from graphql_schema.schema import schema
@@ -56,7 +56,7 @@ class SettlegraphGraphQL(GraphQL):
 
 def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
-    bus = EventBus()
+    bus = bus_for(settings.database_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -64,9 +64,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             await database.migrate(settings.database_url)
         await database.init(settings.database_url)
         await settlement_models.ensure_default_model()
+        await bus.start()
         try:
             yield
         finally:
+            await bus.stop()
             await database.close()
 
     async def healthz(request: Request) -> Response:

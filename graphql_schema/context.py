@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +11,10 @@ from app.batch_lifecycle import StatusChange
 from app.events import EventBus
 from app.settings import Settings
 from graphql_schema.loaders import Loaders
+
+# A WebSocket connection keeps one context for its whole life; while a subscription resolves an event, its
+# resolvers read that event's fresh loaders instead (set per operation task by graphql_schema.subscriptions).
+event_loaders: ContextVar[Loaders | None] = ContextVar("event_loaders", default=None)
 
 
 @dataclass
@@ -20,8 +25,12 @@ class Context:
     auth_failure: str | None = None
     request: Any = None
     response: Any = None
-    loaders: Loaders = field(default_factory=Loaders)
+    request_loaders: Loaders = field(default_factory=Loaders)
     connection_params: dict[str, Any] | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        return event_loaders.get() or self.request_loaders
 
     @property
     def actor(self) -> str:

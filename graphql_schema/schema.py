@@ -19,6 +19,7 @@ from graphql_schema.errors import MaskInternalErrors
 from graphql_schema.participants import schema as participants
 from graphql_schema.scalars import SCALAR_MAP
 from graphql_schema.settlement_models import schema as settlement_models
+from graphql_schema.subscriptions import Subscription
 from graphql_schema.transfers import schema as transfers
 
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query))
@@ -35,6 +36,7 @@ class SettlegraphSchema(strawberry.Schema):
 schema = SettlegraphSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         MaskInternalErrors,
