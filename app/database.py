@@ -11,6 +11,7 @@ from tortoise.migrations.api import migrate as run_migrations
 # One Tortoise app per concern; each keeps its own migrations package.
 APPS: dict[str, dict[str, Any]] = {
     "settlement": {"models": ["models.settlement"], "migrations": "models.migrations.settlement"},
+    "grants": {"models": ["models.grants"], "migrations": "models.migrations.grants"},
 }
 
 

@@ -1,0 +1,704 @@
+"""Payment grants (SPEC §9): spending limits over repeating intervals, safe under races.
+
+From Rafiki's grant spent amounts, with the gaps that design leaves closed:
+- Every change of a limited grant's spending (prepare, commit, abort) appends one `GrantSpentAmount` row —
+  the transfer's amounts, its interval, the running sums of that interval and of the grant, the state — in
+  the transaction that holds the grant's lock: `SELECT ... FOR NO KEY UPDATE` of the grant row on
+  PostgreSQL; on SQLite, Tortoise's single connection runs one transaction at a time. Appends of one grant
+  are therefore serialised, and "latest" means the highest id (a database sequence taken under the lock),
+  never a wall-clock timestamp. The limit check and the reservation happen under the same lock, so
+  concurrent prepares cannot overspend.
+- A transfer's spending stays in the period it was prepared in: a late commit or abort adjusts that period's
+  sums (continuing from that period's latest row) and the grant total (from the grant's latest row), and
+  never touches the sums of the current period.
+- Reading: the current period's latest row, or zero with the currency when it has none.
+- Retried prepares, commits and aborts change nothing and answer the same state.
+- Reconciliation recomputes every sum from the prepared transfers and their states; a mismatch or a
+  missing record is logged and counted (metric), never repaired.
+Money is integers of minor units (app/money.py); time comes from app/clock.py.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app import clock, errors, intervals, metrics, money, recording
+from app.batch_store import store_for
+from app.batches import parse_id
+from app.errors import DomainError
+from app.intervals import Period
+from app.recording import RecordingResult, TransferRequest
+from models.grants import Grant, GrantSpentAmount, PreparedTransfer
+from models.settlement import Transfer
+
+log = logging.getLogger("settlegraph.grants")
+
+# Stable codes of grant refusals (with errors.VALIDATION, NOT_FOUND, INVALID_TRANSITION, TRANSFER_CONFLICT).
+ONLY_ONE_GRANT_AMOUNT = "ONLY_ONE_GRANT_AMOUNT"
+GRANT_LIMIT_EXCEEDED = "GRANT_LIMIT_EXCEEDED"
+GRANT_PAYER_MISMATCH = "GRANT_PAYER_MISMATCH"
+GRANT_PAYEE_MISMATCH = "GRANT_PAYEE_MISMATCH"
+GRANT_CURRENCY_MISMATCH = "GRANT_CURRENCY_MISMATCH"
+GRANT_NOT_ACTIVE = "GRANT_NOT_ACTIVE"  # the grant's interval has no period at the preparation time
+AMOUNT_EXCEEDS_RESERVED = "AMOUNT_EXCEEDS_RESERVED"
+
+DEBIT = "DEBIT"
+RECEIVE = "RECEIVE"
+RESERVED = "RESERVED"
+COMMITTED = "COMMITTED"
+ABORTED = "ABORTED"
+MAX_REASON_LENGTH = 512
+
+
+# -- grants ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GrantSpec:
+    payer_id: str
+    payee_id: str | None
+    limit_kind: str | None
+    limit_amount: int | None
+    currency: str | None
+    interval: str | None
+
+
+def validate_grant(
+    payer_id: str,
+    payee_id: str | None,
+    debit_amount: tuple[str, str] | None,
+    receive_amount: tuple[str, str] | None,
+    interval: str | None,
+) -> GrantSpec:
+    """A grant as given (amounts as (value, currency)), checked; pure."""
+    _check_participant(payer_id, "payerId")
+    if payee_id is not None:
+        _check_participant(payee_id, "payeeId")
+        if payee_id == payer_id:
+            raise DomainError(errors.SAME_PARTICIPANT, "payer and payee must differ", ["payeeId"])
+    if debit_amount is not None and receive_amount is not None:
+        raise DomainError(ONLY_ONE_GRANT_AMOUNT, "a grant limits either debitAmount or receiveAmount, not both",
+                          ["receiveAmount"])
+    kind, limit, currency = None, None, None
+    for name, given in ((DEBIT, debit_amount), (RECEIVE, receive_amount)):
+        if given is not None:
+            where = "debitAmount" if name == DEBIT else "receiveAmount"
+            value, currency = given
+            limit = _amount(value, currency, where, allow_zero=False)
+            kind = name
+    if interval is not None:
+        intervals.parse(interval)
+    return GrantSpec(payer_id, payee_id, kind, limit, currency, interval)
+
+
+async def create_grant(spec: GrantSpec, actor: str) -> Grant:
+    return await Grant.create(
+        payer_id=spec.payer_id, payee_id=spec.payee_id, limit_kind=spec.limit_kind, limit_amount=spec.limit_amount,
+        currency=spec.currency, interval=spec.interval, created_by=actor, created_at=clock.now(),
+    )
+
+
+async def find_grant(grant_id: str | int) -> Grant | None:
+    try:
+        number = parse_id(grant_id, "id")
+    except DomainError:
+        return None
+    return await Grant.get_or_none(id=number)
+
+
+def _check_participant(value: str, name: str) -> None:
+    if not value or len(value) > recording.MAX_ID_LENGTH or value != value.strip() \
+            or any(ord(ch) < 32 for ch in value):
+        raise DomainError(errors.VALIDATION, f"{name} must be 1-{recording.MAX_ID_LENGTH} characters without "
+                          "surrounding spaces or control characters", [name])
+
+
+def _amount(value: str, currency: str, where: str, *, allow_zero: bool) -> int:
+    try:
+        minor = money.to_minor(money.parse_decimal(value), currency)
+    except DomainError as exc:
+        sub = "currency" if exc.code == errors.UNKNOWN_CURRENCY else "value"
+        raise DomainError(exc.code, exc.message, [where, sub]) from None
+    if minor < 0 or (minor == 0 and not allow_zero):
+        raise DomainError(errors.AMOUNT_NOT_POSITIVE,
+                          f"{where} must be {'zero or more' if allow_zero else 'positive'}, got {value}", [where])
+    return minor
+
+
+# -- spent amounts ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sums:
+    """The latest running sums of a grant (total) and of one of its periods; zero where no row exists yet."""
+
+    total_debit: int = 0
+    total_receive: int = 0
+    interval_debit: int = 0
+    interval_receive: int = 0
+    has_total: bool = False
+    has_interval: bool = False
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a grant reports: the current period's (or overall) sums of the kinds it limits."""
+
+    debit: int | None
+    receive: int | None
+    currency: str | None
+    period: Period | None
+    total_debit: int | None
+    total_receive: int | None
+
+
+class _Sql:
+    """Hand-written statements of the hot path, written with $n placeholders (SQLite reads them as ?n)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.postgres = conn.capabilities.dialect == "postgres"
+
+    async def rows(self, sql: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+        text = sql if self.postgres else sql.replace("$", "?")
+        return list(await self.conn.execute_query_dict(text, list(values)))
+
+
+_LATEST_TOTAL = ("SELECT 0 AS scope, total_debit AS debit, total_receive AS receive FROM "
+                 "(SELECT total_debit, total_receive FROM grant_spent_amount WHERE grant_id = $1 "
+                 "ORDER BY id DESC LIMIT 1) t")
+_LATEST_INTERVAL = ("SELECT 1 AS scope, interval_debit AS debit, interval_receive AS receive FROM "
+                    "(SELECT interval_debit, interval_receive FROM grant_spent_amount WHERE grant_id = $1 "
+                    "AND interval_index = $2 ORDER BY id DESC LIMIT 1) i")
+
+
+async def latest_sums(conn: Any, grant_id: int, interval_index: int | None) -> Sums:
+    """The grant's latest sums, and those of period `interval_index` — one round trip."""
+    if interval_index is None:
+        rows = await _Sql(conn).rows(_LATEST_TOTAL, [grant_id])
+    else:
+        rows = await _Sql(conn).rows(f"{_LATEST_TOTAL} UNION ALL {_LATEST_INTERVAL}", [grant_id, interval_index])
+    values: dict[str, int] = {}
+    has_total = has_interval = False
+    for row in rows:
+        if int(row["scope"]) == 0:
+            has_total = True
+            values["total_debit"], values["total_receive"] = int(row["debit"]), int(row["receive"])
+        else:
+            has_interval = True
+            values["interval_debit"], values["interval_receive"] = int(row["debit"]), int(row["receive"])
+    return Sums(**values, has_total=has_total, has_interval=has_interval)
+
+
+async def spent(grant: Grant, at: datetime | None = None) -> Spent:
+    """SPEC §9: the sums of the period containing `at` (default now), or overall without an interval; zero
+    with the currency when nothing is spent there; None for a kind the grant does not limit."""
+    if grant.limit_kind is None:
+        return Spent(None, None, None, None, None, None)
+    period = intervals.parse(grant.interval).period_at(at or clock.now()) if grant.interval else None
+    sums = await latest_sums(_connection(), grant.id, period.index if period else None)
+    if grant.interval:
+        debit, receive = sums.interval_debit, sums.interval_receive  # zero outside any period
+    else:
+        debit, receive = sums.total_debit, sums.total_receive
+    return Spent(
+        debit if grant.limit_kind == DEBIT else None,
+        receive if grant.limit_kind == RECEIVE else None,
+        grant.currency,
+        period,
+        sums.total_debit if grant.limit_kind == DEBIT else None,
+        sums.total_receive if grant.limit_kind == RECEIVE else None,
+    )
+
+
+def _connection() -> Any:
+    from tortoise import connections
+
+    return connections.get("default")
+
+
+async def _append(
+    conn: Any,
+    grant: Grant,
+    transfer: PreparedTransfer,
+    sums: Sums,
+    *,
+    state: str,
+    transfer_debit: int,
+    transfer_receive: int,
+    debit_change: int,
+    receive_change: int,
+    actor: str,
+    now: datetime,
+) -> None:
+    """Append one spent-amount row; the caller holds the grant's lock."""
+    has_interval = transfer.interval_index is not None
+    await GrantSpentAmount.create(
+        using_db=conn,
+        grant_id=grant.id,
+        transfer_id=transfer.transfer_id,
+        state=state,
+        currency=transfer.currency,
+        interval_index=transfer.interval_index,
+        interval_start=transfer.interval_start,
+        interval_end=transfer.interval_end,
+        transfer_debit=transfer_debit,
+        transfer_receive=transfer_receive,
+        debit_change=debit_change,
+        receive_change=receive_change,
+        interval_debit=sums.interval_debit + debit_change if has_interval else None,
+        interval_receive=sums.interval_receive + receive_change if has_interval else None,
+        total_debit=sums.total_debit + debit_change,
+        total_receive=sums.total_receive + receive_change,
+        actor=actor,
+        recorded_at=now,
+    )
+
+
+async def _lock_grant(conn: Any, grant_id: int) -> Grant:
+    # FOR NO KEY UPDATE: exclusive among spenders, yet no wait for inserts that merely reference the grant.
+    grant = await Grant.filter(id=grant_id).using_db(conn).select_for_update(no_key=True).first()
+    if grant is None:
+        raise DomainError(errors.NOT_FOUND, f"no grant {grant_id}", ["grantId"])
+    return grant
+
+
+def _note_missing(grant: Grant, transfer: PreparedTransfer, sums: Sums) -> None:
+    """A reservation's rows must exist when it is committed or aborted; say so loudly if not (never repaired)."""
+    if grant.limit_kind is None:
+        return
+    missing = not sums.has_total or (transfer.interval_index is not None and not sums.has_interval)
+    if missing:
+        metrics.GRANT_SPENT_AMOUNT_ISSUES.labels(kind="missing").inc()
+        log.error("grant spent amounts missing for a reserved transfer",
+                  extra={"grant_id": grant.id, "transfer_id": transfer.transfer_id,
+                         "interval_index": transfer.interval_index})
+
+
+# -- prepare ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrepareRequest:
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: str
+    currency: str
+    receive_amount: str | None = None
+    grant_id: str | None = None
+    prepared_at: datetime | None = None
+    settlement_model: str | None = None
+    attributes: Sequence[tuple[str, str]] | None = None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    amount: int
+    receive_amount: int
+    prepared_at: datetime
+    grant_id: int | None
+    attributes: list[tuple[str, str]]
+
+
+async def prepare_transfer(request: PrepareRequest, actor: str) -> PreparedTransfer:
+    """Reserve a transfer, under a grant's limit when it names one (SPEC §9)."""
+    now = clock.now()
+    if request.prepared_at is not None and request.prepared_at.tzinfo is None:
+        raise DomainError(errors.VALIDATION, "preparedAt needs a UTC offset", ["preparedAt"])
+    prepared_at = (request.prepared_at or now).astimezone(UTC)
+    for attempt in range(2):
+        try:
+            async with in_transaction() as conn:
+                return await _prepare(conn, request, prepared_at, now, actor)
+        except IntegrityError:
+            # The same transferId prepared concurrently outside a grant's lock: look again, answer as a retry.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check(request: PrepareRequest, prepared_at: datetime, now: datetime,
+           models: dict[str, recording.ModelInfo]) -> _Checked:
+    """Everything a settlement transfer must satisfy (ids, amount, model, attributes, time) plus the receive
+    amount and the grant id; pure."""
+    as_transfer = TransferRequest(
+        transfer_id=request.transfer_id, payer_id=request.payer_id, payee_id=request.payee_id,
+        amount=request.amount, currency=request.currency, committed_at=prepared_at,
+        settlement_model=request.settlement_model, attributes=request.attributes,
+    )
+    try:
+        prepared = recording.prepare(as_transfer, 0, models, now)
+    except DomainError as exc:
+        where = ["preparedAt"] if exc.field == ["committedAt"] else exc.field
+        raise DomainError(exc.code, exc.message.replace("committedAt", "preparedAt"), where) from None
+    receive = prepared.row.amount
+    if request.receive_amount is not None:
+        try:
+            receive = money.positive_minor(money.parse_decimal(request.receive_amount), request.currency)
+        except DomainError as exc:
+            raise DomainError(exc.code, exc.message, ["receiveAmount"]) from None
+    grant_id = parse_id(request.grant_id, "grantId") if request.grant_id is not None else None
+    return _Checked(prepared.row.amount, receive, prepared.row.committed_at, grant_id, list(prepared.row.attributes))
+
+
+async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, now: datetime,
+                   actor: str) -> PreparedTransfer:
+    checked = _check(request, prepared_at, now, await recording.load_models(store_for(conn)))
+    grant: Grant | None = None
+    if checked.grant_id is not None:
+        grant = await _lock_grant(conn, checked.grant_id)
+    existing = await PreparedTransfer.filter(transfer_id=request.transfer_id).using_db(conn).first()
+    if existing is not None:
+        return _same_or_conflict(existing, request, checked)
+    if await Transfer.filter(transfer_id=request.transfer_id).using_db(conn).exists():
+        raise DomainError(errors.TRANSFER_CONFLICT,
+                          f"transfer {request.transfer_id} was already recorded as a cleared transfer",
+                          ["transferId"])
+    period: Period | None = None
+    sums = Sums()
+    if grant is not None:
+        _check_grant(grant, request)
+        if grant.interval:
+            period = intervals.parse(grant.interval).period_at(checked.prepared_at)
+            if period is None:
+                raise DomainError(GRANT_NOT_ACTIVE,
+                                  f"grant {grant.id}'s interval {grant.interval} has no period at "
+                                  f"{checked.prepared_at.isoformat()}", ["preparedAt"])
+        if grant.limit_kind is not None:
+            sums = await latest_sums(conn, grant.id, period.index if period else None)
+            _check_limit(grant, sums, period, checked)
+    transfer = await PreparedTransfer.create(
+        using_db=conn,
+        transfer_id=request.transfer_id, grant_id=grant.id if grant else None, payer_id=request.payer_id,
+        payee_id=request.payee_id, currency=request.currency, amount=checked.amount,
+        receive_amount=checked.receive_amount, settlement_model=request.settlement_model,
+        attributes=[[k, v] for k, v in checked.attributes], prepared_at=checked.prepared_at,
+        interval_index=period.index if period else None, interval_start=period.start if period else None,
+        interval_end=period.end if period else None, state=RESERVED, prepared_by=actor,
+    )
+    if grant is not None and grant.limit_kind is not None:
+        await _append(conn, grant, transfer, sums, state=RESERVED, transfer_debit=checked.amount,
+                      transfer_receive=checked.receive_amount, debit_change=checked.amount,
+                      receive_change=checked.receive_amount, actor=actor, now=now)
+    return transfer
+
+
+def _check_grant(grant: Grant, request: PrepareRequest) -> None:
+    if request.payer_id != grant.payer_id:
+        raise DomainError(GRANT_PAYER_MISMATCH,
+                          f"grant {grant.id} belongs to payer {grant.payer_id}, not {request.payer_id}", ["payerId"])
+    if grant.payee_id is not None and request.payee_id != grant.payee_id:
+        raise DomainError(GRANT_PAYEE_MISMATCH,
+                          f"grant {grant.id} only pays {grant.payee_id}, not {request.payee_id}", ["payeeId"])
+    if grant.currency is not None and request.currency != grant.currency:
+        raise DomainError(GRANT_CURRENCY_MISMATCH,
+                          f"grant {grant.id} is limited in {grant.currency}, the transfer is in {request.currency}",
+                          ["currency"])
+
+
+def _check_limit(grant: Grant, sums: Sums, period: Period | None, checked: _Checked) -> None:
+    assert grant.limit_amount is not None and grant.currency is not None
+    if grant.limit_kind == DEBIT:
+        spent, wanted, where = (sums.interval_debit if period else sums.total_debit), checked.amount, "amount"
+    else:
+        spent, wanted, where = (sums.interval_receive if period else sums.total_receive), checked.receive_amount, \
+            "receiveAmount"
+    if spent + wanted > grant.limit_amount:
+        scope = f"in the period from {period.start.isoformat()}" if period else "overall"
+        fmt = money.format_minor
+        raise DomainError(
+            GRANT_LIMIT_EXCEEDED,
+            f"grant {grant.id}: {fmt(wanted, grant.currency)} {grant.currency} does not fit the "
+            f"{grant.limit_kind.lower()} limit of {fmt(grant.limit_amount, grant.currency)} with "
+            f"{fmt(spent, grant.currency)} spent {scope}",
+            [where],
+        )
+
+
+def _same_or_conflict(existing: PreparedTransfer, request: PrepareRequest, checked: _Checked) -> PreparedTransfer:
+    same = (
+        existing.payer_id == request.payer_id and existing.payee_id == request.payee_id
+        and existing.currency == request.currency and existing.amount == checked.amount
+        and existing.receive_amount == checked.receive_amount
+        and existing.grant_id == checked.grant_id  # type: ignore[attr-defined]
+        and existing.settlement_model == request.settlement_model
+        and [tuple(a) for a in existing.attributes or []] == [tuple(a) for a in checked.attributes]
+    )
+    if not same:
+        raise DomainError(errors.TRANSFER_CONFLICT,
+                          f"transfer {request.transfer_id} was already prepared with different content",
+                          ["transferId"])
+    return existing
+
+
+# -- commit and abort ------------------------------------------------------------------------------------
+
+@dataclass
+class Completion:
+    transfer: PreparedTransfer
+    recording: RecordingResult | None = None  # None for a retry: nothing changed
+
+
+async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
+    transfer = await (PreparedTransfer.filter(transfer_id=transfer_id).using_db(conn)
+                      .select_for_update(no_key=True).first())
+    if transfer is None:
+        raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
+    return transfer
+
+
+async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
+                          actor: str) -> Completion:
+    """Commit a reservation: file the transfer into settlement batches (SPEC §4) and give back the undelivered
+    receive part; all in one transaction. Lock order: the transfer, the batches, then the grant."""
+    now = clock.now()
+    async with in_transaction() as conn:
+        transfer = await _lock_transfer(conn, transfer_id)
+        if transfer.state == COMMITTED:
+            return Completion(transfer)
+        if transfer.state == ABORTED:
+            raise DomainError(errors.INVALID_TRANSITION, f"transfer {transfer_id} was aborted: it cannot be committed",
+                              ["transferId"])
+        delivered = transfer.receive_amount
+        if delivered_amount is not None:
+            delivered = _amount(delivered_amount, transfer.currency, "deliveredAmount", allow_zero=False)
+            if delivered > transfer.receive_amount:
+                raise DomainError(
+                    AMOUNT_EXCEEDS_RESERVED,
+                    f"deliveredAmount {delivered_amount} exceeds the reserved receive amount "
+                    f"{money.format_minor(transfer.receive_amount, transfer.currency)}", ["deliveredAmount"])
+        if committed_at is not None and committed_at.tzinfo is None:
+            raise DomainError(errors.VALIDATION, "committedAt needs a UTC offset", ["committedAt"])
+        when = (committed_at or now).astimezone(UTC)
+        if when < transfer.prepared_at:
+            raise DomainError(errors.VALIDATION, f"committedAt lies before preparedAt "
+                              f"{transfer.prepared_at.isoformat()}", ["committedAt"])
+        result = await recording.file_transfers(conn, [TransferRequest(
+            transfer_id=transfer.transfer_id, payer_id=transfer.payer_id, payee_id=transfer.payee_id,
+            amount=money.format_minor(transfer.amount, transfer.currency), currency=transfer.currency,
+            committed_at=when, settlement_model=transfer.settlement_model,
+            attributes=[(k, v) for k, v in transfer.attributes or []] or None,
+        )], actor)
+        outcome = result.outcomes[0]
+        if outcome.outcome == "REJECTED":
+            error = outcome.error or DomainError(errors.INTERNAL, "the transfer could not be filed")
+            raise DomainError(error.code, error.message, [f for f in error.field or [] if f not in ("transfers", "0")])
+        await _change_spending(conn, transfer, state=COMMITTED, transfer_debit=transfer.amount,
+                               transfer_receive=delivered, actor=actor, now=now)
+        transfer.state = COMMITTED
+        transfer.delivered_amount = delivered
+        transfer.committed_at = when
+        transfer.finished_by = actor
+        transfer.finished_at = now
+        await transfer.save(using_db=conn, update_fields=["state", "delivered_amount", "committed_at",
+                                                          "finished_by", "finished_at"])
+    return Completion(transfer, result)
+
+
+async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str) -> Completion:
+    """Give back what was reserved but not sent: `sentAmount` (debit side) stays spent, the receive side is kept
+    in proportion, rounded down to the currency's minor unit."""
+    now = clock.now()
+    if reason is not None and len(reason) > MAX_REASON_LENGTH:
+        raise DomainError(errors.VALIDATION, f"reason is longer than {MAX_REASON_LENGTH} characters", ["reason"])
+    async with in_transaction() as conn:
+        transfer = await _lock_transfer(conn, transfer_id)
+        if transfer.state == ABORTED:
+            return Completion(transfer)
+        if transfer.state == COMMITTED:
+            raise DomainError(errors.INVALID_TRANSITION, f"transfer {transfer_id} was committed: it cannot be aborted",
+                              ["transferId"])
+        sent = 0
+        if sent_amount is not None:
+            sent = _amount(sent_amount, transfer.currency, "sentAmount", allow_zero=True)
+            if sent > transfer.amount:
+                raise DomainError(
+                    AMOUNT_EXCEEDS_RESERVED,
+                    f"sentAmount {sent_amount} exceeds the reserved amount "
+                    f"{money.format_minor(transfer.amount, transfer.currency)}", ["sentAmount"])
+        await _change_spending(conn, transfer, state=ABORTED, transfer_debit=sent,
+                               transfer_receive=kept_receive(transfer.amount, transfer.receive_amount, sent),
+                               actor=actor, now=now)
+        transfer.state = ABORTED
+        transfer.sent_amount = sent
+        transfer.reason = reason
+        transfer.finished_by = actor
+        transfer.finished_at = now
+        await transfer.save(using_db=conn, update_fields=["state", "sent_amount", "reason", "finished_by",
+                                                          "finished_at"])
+    return Completion(transfer, RecordingResult([]))
+
+
+def kept_receive(amount: int, receive_amount: int, sent: int) -> int:
+    """The receive side of a partly sent transfer: in proportion to what was sent, rounded down."""
+    return receive_amount * sent // amount
+
+
+async def _change_spending(conn: Any, transfer: PreparedTransfer, *, state: str, transfer_debit: int,
+                           transfer_receive: int, actor: str, now: datetime) -> None:
+    """Append the row of a commit or abort to the transfer's own period (not the current one)."""
+    grant_id = transfer.grant_id  # type: ignore[attr-defined]
+    if grant_id is None:
+        return
+    grant = await _lock_grant(conn, grant_id)
+    if grant.limit_kind is None:
+        return
+    sums = await latest_sums(conn, grant.id, transfer.interval_index)
+    _note_missing(grant, transfer, sums)
+    await _append(conn, grant, transfer, sums, state=state, transfer_debit=transfer_debit,
+                  transfer_receive=transfer_receive, debit_change=transfer_debit - transfer.amount,
+                  receive_change=transfer_receive - transfer.receive_amount, actor=actor, now=now)
+
+
+async def find_prepared(transfer_id: str) -> PreparedTransfer | None:
+    return await PreparedTransfer.get_or_none(transfer_id=transfer_id)
+
+
+# -- reconciliation --------------------------------------------------------------------------------------
+
+MISMATCH = "MISMATCH"
+MISSING = "MISSING"
+
+
+@dataclass(frozen=True)
+class Issue:
+    kind: str  # MISMATCH | MISSING
+    subject: str  # "transfer t-1", "period 3", "grant total", "record 17"
+    field: str
+    expected: int | None
+    recorded: int | None
+    transfer_id: str | None = None
+    interval_index: int | None = None
+
+
+@dataclass
+class Reconciliation:
+    grant_id: int
+    currency: str | None
+    checked_transfers: int = 0
+    checked_records: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+    @property
+    def consistent(self) -> bool:
+        return not self.issues
+
+
+def contribution(transfer: PreparedTransfer) -> tuple[int, int]:
+    """What a transfer counts against its grant now, from its own history: (debit, receive)."""
+    if transfer.state == COMMITTED:
+        delivered = transfer.delivered_amount if transfer.delivered_amount is not None else transfer.receive_amount
+        return transfer.amount, delivered
+    if transfer.state == ABORTED:
+        sent = transfer.sent_amount or 0
+        return sent, kept_receive(transfer.amount, transfer.receive_amount, sent)
+    return transfer.amount, transfer.receive_amount
+
+
+async def reconcile_grant(grant_id: str | int) -> Reconciliation:
+    """Recompute a grant's spent amounts from its transfers and compare them with the recorded rows. Every
+    difference is logged and counted in settlegraph_grant_spent_amount_issues_total; nothing is repaired."""
+    grant = await find_grant(grant_id)
+    if grant is None:
+        raise DomainError(errors.NOT_FOUND, f"no grant {grant_id}", ["id"])
+    report = Reconciliation(grant.id, grant.currency)
+    if grant.limit_kind is None:
+        return report  # nothing is tracked for a grant without limit
+    transfers = await PreparedTransfer.filter(grant_id=grant.id).order_by("id")
+    records = await GrantSpentAmount.filter(grant_id=grant.id).order_by("id")
+    report.checked_transfers, report.checked_records = len(transfers), len(records)
+    issues = report.issues
+
+    # 1. Each transfer's latest row must agree with the transfer's own state and amounts.
+    latest_of: dict[str, GrantSpentAmount] = {}
+    for record in records:
+        latest_of[record.transfer_id] = record
+    expected_total = [0, 0]
+    expected_period: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for transfer in transfers:
+        debit, receive = contribution(transfer)
+        expected_total[0] += debit
+        expected_total[1] += receive
+        if transfer.interval_index is not None:
+            expected_period[transfer.interval_index][0] += debit
+            expected_period[transfer.interval_index][1] += receive
+        record = latest_of.pop(transfer.transfer_id, None)
+        subject = f"transfer {transfer.transfer_id}"
+        if record is None:
+            issues.append(Issue(MISSING, subject, "record", None, None, transfer.transfer_id, transfer.interval_index))
+            continue
+        for name, want, have in (("transferDebit", debit, record.transfer_debit),
+                                 ("transferReceive", receive, record.transfer_receive),
+                                 ("intervalIndex", transfer.interval_index, record.interval_index)):
+            if want != have:
+                issues.append(Issue(MISMATCH, subject, name, want, have, transfer.transfer_id,
+                                    transfer.interval_index))
+        if record.state != transfer.state:
+            issues.append(Issue(MISMATCH, subject, f"state {transfer.state} recorded as {record.state}", None, None,
+                                transfer.transfer_id, transfer.interval_index))
+    for transfer_id, record in latest_of.items():
+        issues.append(Issue(MISMATCH, f"record {record.id}", "transfer unknown to the grant", None, None,
+                            transfer_id, record.interval_index))
+
+    # 2. The running sums of every row must continue the previous row of the grant and of its period.
+    total = [0, 0]
+    period_sums: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for record in records:
+        total[0] += record.debit_change
+        total[1] += record.receive_change
+        subject = f"record {record.id}"
+        for name, want, have in (("totalDebit", total[0], record.total_debit),
+                                 ("totalReceive", total[1], record.total_receive)):
+            if want != have:
+                issues.append(Issue(MISMATCH, subject, name, want, have, record.transfer_id, record.interval_index))
+                total = [record.total_debit, record.total_receive]  # report each break once, then follow it
+        if record.interval_index is not None:
+            sums = period_sums[record.interval_index]
+            sums[0] += record.debit_change
+            sums[1] += record.receive_change
+            for name, want, have in (("intervalDebit", sums[0], record.interval_debit),
+                                     ("intervalReceive", sums[1], record.interval_receive)):
+                if want != have:
+                    issues.append(Issue(MISMATCH, subject, name, want, have, record.transfer_id,
+                                        record.interval_index))
+                    sums[0], sums[1] = record.interval_debit or 0, record.interval_receive or 0
+
+    # 3. The latest sums must equal what the transfers add up to, overall and per period.
+    recorded_total = [records[-1].total_debit, records[-1].total_receive] if records else [0, 0]
+    for name, want, have in (("totalDebit", expected_total[0], recorded_total[0]),
+                             ("totalReceive", expected_total[1], recorded_total[1])):
+        if want != have:
+            issues.append(Issue(MISMATCH, "grant total", name, want, have))
+    latest_period: dict[int, GrantSpentAmount] = {}
+    for record in records:
+        if record.interval_index is not None:
+            latest_period[record.interval_index] = record
+    for index in sorted(set(expected_period) | set(latest_period)):
+        want_debit, want_receive = expected_period.get(index, [0, 0])
+        last = latest_period.get(index)
+        have_debit = last.interval_debit if last else None
+        have_receive = last.interval_receive if last else None
+        for name, want, have in (("intervalDebit", want_debit, have_debit),
+                                 ("intervalReceive", want_receive, have_receive)):
+            if have is None:
+                if want:
+                    issues.append(Issue(MISSING, f"period {index}", name, want, None, interval_index=index))
+            elif want != have:
+                issues.append(Issue(MISMATCH, f"period {index}", name, want, have, interval_index=index))
+
+    for issue in issues:
+        metrics.GRANT_SPENT_AMOUNT_ISSUES.labels(kind=issue.kind.lower()).inc()
+        log.error("grant spent amounts disagree with transfer history", extra={
+            "grant_id": grant.id, "kind": issue.kind, "subject": issue.subject, "field": issue.field,
+            "expected": issue.expected, "recorded": issue.recorded,
+        })
+    return report
+
+
+async def limited_grant_ids() -> list[int]:
+    return list(await Grant.filter(limit_kind__isnull=False).order_by("id").values_list("id", flat=True))
