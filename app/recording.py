@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,14 +206,23 @@ def _is_retryable(exc: BaseException) -> bool:
     return False
 
 
-async def record_transfers(requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
+async def record_transfers(
+    requests: Sequence[TransferRequest],
+    actor: str,
+    before_commit: Callable[[Any, RecordingResult], Awaitable[None]] | None = None,
+) -> RecordingResult:
+    """Record in a transaction of its own, retried on deadlocks; `before_commit(conn, result)` runs last inside
+    it (e.g. to write the audit entry in the same commit)."""
     if len(requests) > MAX_TRANSFERS_PER_CALL:
         raise DomainError(errors.TOO_MANY_TRANSFERS,
                           f"at most {MAX_TRANSFERS_PER_CALL} transfers a call, got {len(requests)}", ["transfers"])
     for attempt in range(DEADLOCK_RETRIES):
         try:
             async with in_transaction() as conn:
-                return await file_transfers(conn, requests, actor)
+                result = await file_transfers(conn, requests, actor)
+                if before_commit is not None:
+                    await before_commit(conn, result)
+                return result
         except (OperationalError, TransactionManagementError) as exc:
             if attempt + 1 < DEADLOCK_RETRIES and _is_retryable(exc):
                 log.warning("recordTransfers retried after %s", type(exc).__name__)

@@ -13,9 +13,11 @@ P = TypeVar("P")
 
 
 class AuditScope:
-    def __init__(self) -> None:
+    def __init__(self, info: Info, operation: str, target: str | None) -> None:
+        self.info, self.operation, self.target = info, operation, target
         self.outcome = "OK"
         self.detail: dict[str, Any] | None = None
+        self.recorded = False
 
     def refused(self, payload: P) -> P:
         """Mark the mutation refused with the payload's userErrors codes, and hand the payload back."""
@@ -27,14 +29,25 @@ class AuditScope:
     def note(self, **detail: Any) -> None:
         self.detail = {**(self.detail or {}), **detail}
 
+    async def record_within(self, conn: Any) -> None:
+        """Write the entry inside the mutation's own transaction `conn`, so one commit carries both.
+
+        Only for a body that returns normally once that transaction committed: if anything fails after
+        this, the entry rolls back with the transaction and `audited` writes a FAILED one of its own.
+        """
+        await audit.record(self.info.context.principal, self.operation, self.target, self.outcome, self.detail,
+                           using_db=conn)
+        self.recorded = True
+
 
 @asynccontextmanager
 async def audited(info: Info, operation: str, target: str | None) -> AsyncIterator[AuditScope]:
-    scope = AuditScope()
+    scope = AuditScope(info, operation, target)
     try:
         yield scope
     except BaseException:
         scope.outcome = "FAILED"
         await audit.record(info.context.principal, operation, target, scope.outcome, scope.detail)
         raise
-    await audit.record(info.context.principal, operation, target, scope.outcome, scope.detail)
+    if not scope.recorded:
+        await audit.record(info.context.principal, operation, target, scope.outcome, scope.detail)

@@ -1,6 +1,8 @@
 """recordTransfers and the transfer query."""
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.types import Info
 
@@ -22,21 +24,29 @@ class Query:
         return Transfer(row=row) if row else None
 
 
+AUDIT_COUNTS = (("recorded", "RECORDED"), ("duplicates", "DUPLICATE"), ("rejected", "REJECTED"))
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=[IsIngest], description="Record up to 5,000 cleared transfers.")
     async def record_transfers(self, info: Info, transfers: list[TransferInput]) -> RecordTransfersPayload:
         async with audited(info, "recordTransfers", f"{len(transfers)} transfer(s)") as audit:
+
+            async def audit_in_transaction(conn: Any, result: recording.RecordingResult) -> None:
+                audit.note(**{key: result.count(o) for key, o in AUDIT_COUNTS})
+                await audit.record_within(conn)
+
             try:
-                result = await recording.record_transfers([t.to_app() for t in transfers], info.context.actor)
+                result = await recording.record_transfers([t.to_app() for t in transfers], info.context.actor,
+                                                          before_commit=audit_in_transaction)
             except DomainError as exc:
                 return audit.refused(RecordTransfersPayload(
                     recorded=0, duplicates=0, rejected=len(transfers), results=[], user_errors=[UserError.of(exc)]
                 ))
             info.context.publish_status_changes(result.status_changes)
             info.context.publish_batch_totals(result.touched_batch_ids)
-            recorded, duplicates, rejected = (result.count(o) for o in ("RECORDED", "DUPLICATE", "REJECTED"))
-            audit.note(recorded=recorded, duplicates=duplicates, rejected=rejected)
+            recorded, duplicates, rejected = (result.count(o) for _, o in AUDIT_COUNTS)
             return RecordTransfersPayload(
                 recorded=recorded,
                 duplicates=duplicates,
