@@ -119,6 +119,33 @@ async def _demo(settings: Settings, count: int) -> None:
         await database.close()
 
 
+def cmd_reconcile_grants(args: argparse.Namespace) -> int:
+    return asyncio.run(_reconcile_grants(Settings.from_env(), args.grant))
+
+
+async def _reconcile_grants(settings: Settings, grant_ids: list[str] | None) -> int:
+    """SPEC §9: recompute grants' spent amounts from transfer history; one JSON line per grant on stdout,
+    issues also logged; exit 1 when any grant disagrees. Nothing is repaired."""
+    import json
+
+    from app import grants
+
+    await database.init(settings.database_url)
+    inconsistent = 0
+    try:
+        for grant_id in grant_ids or await grants.limited_grant_ids():
+            report = await grants.reconcile_grant(grant_id)
+            inconsistent += 0 if report.consistent else 1
+            print(json.dumps({
+                "grant": report.grant_id, "consistent": report.consistent,
+                "checkedTransfers": report.checked_transfers, "checkedRecords": report.checked_records,
+                "issues": [issue.__dict__ for issue in report.issues],
+            }))
+    finally:
+        await database.close()
+    return 1 if inconsistent else 0
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from graphql_schema.schema import schema
 
@@ -151,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="fill the database with demo data")
     demo.add_argument("--transfers", type=int, default=2000)
     demo.set_defaults(func=cmd_demo)
+    reconcile = sub.add_parser("reconcile-grants",
+                               help="check grant spent amounts against transfer history (exit 1 on differences)")
+    reconcile.add_argument("--grant", action="append", help="a grant id (repeatable); default: every limited grant")
+    reconcile.set_defaults(func=cmd_reconcile_grants)
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
     schema.set_defaults(func=cmd_schema)
