@@ -1,0 +1,292 @@
+"""Grant benchmark (issue 5): prepareTransfer + commitTransfer pairs through the real server on PostgreSQL.
+
+Creates a fresh database, starts `settlegraph serve` as a subprocess (SETTLEGRAPH_API_KEYS set), then, with
+`--clients` concurrent callers (one keep-alive HTTP connection each), each doing prepare then commit:
+
+* baseline: the same pairs without a grant (no grant lock, no spent-amount rows) — what the pair costs anyway;
+  and recordTransfers with one transfer a call (the cost of one plain ingest call through the same stack);
+* hot: every pair under ONE grant (daily interval, debit limit): each prepare and each commit takes that
+  grant's row lock, so they queue on it;
+* spread: pairs spread over `--grants` grants (1,000 by default), each with its own payer.
+
+At the end it checks, through the API (reconcileGrant), that the hot grant and a sample of the spread grants
+reconcile, and that the hot grant's spent amount equals the pairs committed. Exits 1 on any failure.
+
+    .venv/bin/python bench/grants.py                       # 16 clients, 3,000 pairs a phase
+    .venv/bin/python bench/grants.py --pairs 10000 --workers 2
+
+Targets (issue 5): >= 300 pairs/s on the hot grant, >= 1,500 pairs/s spread. The server, PostgreSQL and this
+client share the machine's cores: read the figures against the baseline printed in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+OPERATOR_KEY, INGEST_KEY = "bench-operator", "bench-ingest"
+API_KEYS = f"{OPERATOR_KEY}:OPERATOR:bench-operator,{INGEST_KEY}:INGEST:bench-ingest"
+
+PREPARE = """mutation P($i: PrepareTransferInput!) {
+  prepareTransfer(input: $i) { preparedTransfer { state } userErrors { code message } } }"""
+COMMIT = """mutation C($id: String!) {
+  commitTransfer(transferId: $id) { preparedTransfer { state } userErrors { code message } } }"""
+RECORD = """mutation R($t: [TransferInput!]!) { recordTransfers(transfers: $t) { recorded userErrors { code } } }"""
+CREATE_GRANT = """mutation G($i: GrantInput!) { createGrant(input: $i) { grant { id } userErrors { code message } } }"""
+RECONCILE = """mutation X($id: ID!) { reconcileGrant(id: $id) { reconciliation { consistent issues { subject field } }
+  userErrors { code } } }"""
+SPENT = """query S($id: ID!) { grant(id: $id) { spentDebitAmount { value } } }"""
+
+
+@dataclass
+class Phase:
+    name: str
+    pairs: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.pairs / self.seconds if self.seconds else 0.0
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000 if ordered else 0.0
+
+    def line(self, unit: str = "pairs") -> str:
+        mean = statistics.fmean(self.latencies) * 1000 if self.latencies else 0.0
+        return (f"{self.name:<34} {self.pairs:>6} {unit} in {self.seconds:6.2f} s = {self.rate:7.0f} {unit}/s   "
+                f"p50 {self.pct(50):5.1f} ms  p99 {self.pct(99):6.1f} ms  mean {mean:5.1f} ms  "
+                f"failures {len(self.failures)}")
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+async def create_database(base_url: str) -> tuple[str, str]:
+    name = f"settlegraph_bench_grants_{uuid.uuid4().hex[:8]}"
+    prefix = base_url.rstrip("/").rpartition("/")[0]
+    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return f"{prefix}/{name}", name
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    prefix = base_url.rstrip("/").rpartition("/")[0]
+    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(database_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
+           "SETTLEGRAPH_LOG_LEVEL": "WARNING"}
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    log = log_path.open("wb")
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+async def wait_ready(base_url: str, server: subprocess.Popen[bytes]) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        for _ in range(600):
+            if server.poll() is not None:
+                raise SystemExit(f"server exited with {server.returncode}; see its log")
+            try:
+                if (await http.get("/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise SystemExit("server did not become ready within 60 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+async def call(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
+    response = await http.post("/graphql", json={"query": query, "variables": variables},
+                               headers={"Authorization": f"Bearer {key}"})
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(str(body["errors"])[:300])
+    return dict(body["data"])
+
+
+def client(base_url: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=base_url, timeout=300,
+                             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+
+
+async def drive(base_url: str, count: int, clients: int, one: Callable[[httpx.AsyncClient, int], Awaitable[None]],
+                phase: Phase) -> Phase:
+    numbers = iter(range(count))
+
+    async def caller() -> None:
+        async with client(base_url) as http:
+            for number in numbers:
+                started = time.perf_counter()
+                try:
+                    await one(http, number)
+                except Exception as exc:  # a failed pair is counted and reported, the run goes on
+                    phase.failures.append(f"{number}: {exc}"[:300])
+                    continue
+                phase.latencies.append(time.perf_counter() - started)
+                phase.pairs += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(clients)))
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def pair(prefix: str, grant_of: Callable[[int], tuple[str | None, str]]) -> Callable[[httpx.AsyncClient, int],
+                                                                                     Awaitable[None]]:
+    async def one(http: httpx.AsyncClient, number: int) -> None:
+        grant_id, payer = grant_of(number)
+        transfer_id = f"{prefix}-{number}"
+        data: dict[str, Any] = {"transferId": transfer_id, "payerId": payer, "payeeId": "merchant",
+                                "amount": "1.00", "currency": "USD"}
+        if grant_id is not None:
+            data["grantId"] = grant_id
+        prepared = (await call(http, PREPARE, {"i": data}, INGEST_KEY))["prepareTransfer"]
+        if prepared["userErrors"]:
+            raise RuntimeError(f"prepare: {prepared['userErrors']}")
+        committed = (await call(http, COMMIT, {"id": transfer_id}, INGEST_KEY))["commitTransfer"]
+        if committed["userErrors"]:
+            raise RuntimeError(f"commit: {committed['userErrors']}")
+    return one
+
+
+def record_one(prefix: str) -> Callable[[httpx.AsyncClient, int], Awaitable[None]]:
+    async def one(http: httpx.AsyncClient, number: int) -> None:
+        transfer = {"transferId": f"{prefix}-{number}", "payerId": f"payer-{number % 50}", "payeeId": "merchant",
+                    "amount": "1.00", "currency": "USD", "committedAt": datetime.now(UTC).isoformat()}
+        result = (await call(http, RECORD, {"t": [transfer]}, INGEST_KEY))["recordTransfers"]
+        if result["recorded"] != 1:
+            raise RuntimeError(str(result))
+    return one
+
+
+async def create_grants(base_url: str, payers: list[str], limit: str) -> list[str]:
+    ids: list[str] = []
+    async with client(base_url) as http:
+        for payer in payers:
+            data = {"payerId": payer, "debitAmount": {"value": limit, "currency": "USD"},
+                    "interval": "R/2026-01-01T00:00:00Z/P1D"}
+            payload = (await call(http, CREATE_GRANT, {"i": data}, OPERATOR_KEY))["createGrant"]
+            if payload["userErrors"]:
+                raise SystemExit(f"createGrant: {payload['userErrors']}")
+            ids.append(payload["grant"]["id"])
+    return ids
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+async def main(args: argparse.Namespace) -> int:
+    database_url, name = await create_database(args.postgres_url)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log_path = Path(args.log)
+    server = start_server(database_url, port, args.workers, log_path)
+    failed = False
+    try:
+        await wait_ready(base_url, server)
+        print(f"settlegraph serve --workers {args.workers} on a fresh PostgreSQL database; {args.clients} clients; "
+              f"{args.pairs} pairs a phase; before: {load()}")
+        hot = (await create_grants(base_url, ["hot-payer"], "10000000.00"))[0]
+        spread = await create_grants(base_url, [f"payer-{i:04d}" for i in range(args.grants)], "10000000.00")
+        run = f"{uuid.uuid4().hex[:6]}"
+        await drive(base_url, min(500, args.pairs), args.clients, pair(f"warm-{run}", lambda n: (None, "warm")),
+                    Phase("warm-up"))
+        phases = [
+            await drive(base_url, args.pairs, args.clients, record_one(f"rec-{run}"),
+                        Phase("baseline: recordTransfers x1 a call")),
+            await drive(base_url, args.pairs, args.clients, pair(f"none-{run}", lambda n: (None, "no-grant-payer")),
+                        Phase("baseline: pairs without grant")),
+            await drive(base_url, args.pairs, args.clients, pair(f"hot-{run}", lambda n: (hot, "hot-payer")),
+                        Phase("hot: one grant")),
+            await drive(base_url, args.pairs, args.clients,
+                        pair(f"spread-{run}", lambda n: (spread[n % len(spread)], f"payer-{n % len(spread):04d}")),
+                        Phase(f"spread: {len(spread)} grants")),
+        ]
+        print()
+        for phase in phases:
+            print(phase.line("calls" if phase.name.startswith("baseline: record") else "pairs"))
+            for failure in phase.failures[:3]:
+                print(f"    failure {failure}")
+            failed = failed or bool(phase.failures)
+        print(f"\nafter: {load()}")
+
+        async with client(base_url) as http:
+            hot_phase = phases[2]
+            spent = (await call(http, SPENT, {"id": hot}, OPERATOR_KEY))["grant"]["spentDebitAmount"]["value"]
+            expected = f"{hot_phase.pairs}.00"
+            print(f"hot grant spent today: {spent} (pairs committed: {hot_phase.pairs}) "
+                  f"{'OK' if spent == expected else 'FAIL'}")
+            failed = failed or spent != expected
+            for grant_id in [hot, *spread[:: max(1, len(spread) // 20)]]:
+                report = (await call(http, RECONCILE, {"id": grant_id}, OPERATOR_KEY))["reconcileGrant"]
+                if not report["reconciliation"]["consistent"]:
+                    print(f"grant {grant_id} does not reconcile: {report['reconciliation']['issues'][:3]} FAIL")
+                    failed = True
+            print(f"reconciliation of the hot grant and {len(spread[:: max(1, len(spread) // 20)])} spread grants: "
+                  f"{'FAIL' if failed else 'OK'}")
+        targets = phases[2].rate >= 300 and phases[3].rate >= 1500
+        print(f"targets (hot >= 300 pairs/s, spread >= 1,500 pairs/s): {'met' if targets else 'NOT met'}")
+    finally:
+        stop_server(server)
+        await drop_database(args.postgres_url, name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--postgres-url", default=os.environ.get("SETTLEGRAPH_BENCH_POSTGRES_URL",
+                                                                 "postgres://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=3000, help="pairs (or calls) per phase")
+    parser.add_argument("--grants", type=int, default=1000, help="grants of the spread phase")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of the server")
+    parser.add_argument("--log", default="/tmp/settlegraph-bench-grants.log", help="the server's log file")
+    sys.exit(asyncio.run(main(parser.parse_args())))
