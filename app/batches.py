@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tortoise.expressions import RawSQL
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -12,6 +13,7 @@ from app import clock, errors
 from app.batch_lifecycle import Action, StatusChange, apply_one
 from app.batch_store import store_for
 from app.errors import DomainError
+from app.matrix_totals import IN_ANY_MATRIX_SQL
 from models.settlement import Batch, Transfer
 
 
@@ -84,6 +86,9 @@ def filtered(query: QuerySet[Batch], flt: BatchFilter | None) -> QuerySet[Batch]
         query = query.filter(window_start__gte=flt.window_from)
     if flt.window_to is not None:
         query = query.filter(window_start__lt=flt.window_to)
+    if flt.in_any_matrix is not None:
+        query = query.annotate(in_any_matrix=RawSQL(IN_ANY_MATRIX_SQL)).filter(
+            in_any_matrix=1 if flt.in_any_matrix else 0)
     return query
 
 

@@ -12,6 +12,7 @@ from tortoise.migrations.api import migrate as run_migrations
 APPS: dict[str, dict[str, Any]] = {
     "settlement": {"models": ["models.settlement"], "migrations": "models.migrations.settlement"},
     "grants": {"models": ["models.grants"], "migrations": "models.migrations.grants"},
+    "matrices": {"models": ["models.matrices"], "migrations": "models.migrations.matrices"},
 }
 
 

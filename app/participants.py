@@ -1,4 +1,5 @@
-"""Participant positions per currency (SPEC §2, §7), computed from the live batch accounts."""
+"""Participant positions per currency (SPEC §2, §7): nets from the live batch accounts, the settlement
+balance from the ledger's SETTLEMENT accounts."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 
 from tortoise.connection import get_connection
 
+from app import ledger
 from models.settlement import Participant
 
 
@@ -34,11 +36,12 @@ async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Pos
         "GROUP BY a.participant_id, a.currency ORDER BY a.participant_id, a.currency",
         values,
     )
+    balances = await ledger.settlement_balances(list(known))
     out: dict[str, list[Position]] = {pid: [] for pid in known}
     grouped: dict[str, list[Position]] = defaultdict(list)
     for r in rows:
-        settled = int(r["settled"])
-        grouped[r["participant_id"]].append(Position(r["currency"], int(r["unsettled"]), settled, settled))
+        balance = balances.get((r["participant_id"], r["currency"]), 0)
+        grouped[r["participant_id"]].append(Position(r["currency"], int(r["unsettled"]), int(r["settled"]), balance))
     out.update(grouped)
     return out
 

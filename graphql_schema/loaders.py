@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from strawberry.dataloader import DataLoader
 
+from app import matrices
+from app.matrix_totals import MatrixTotals
+from models.matrices import Settlement, SettlementMatrix
 from models.settlement import Batch, BatchAccount, BatchStatusChange, SettlementModel
 
 
@@ -34,9 +37,36 @@ async def _history(batch_ids: Sequence[int]) -> list[list[BatchStatusChange]]:
     return [grouped.get(i, []) for i in batch_ids]
 
 
+async def _matrices(ids: Sequence[int]) -> list[SettlementMatrix | None]:
+    found = {m.id: m for m in await SettlementMatrix.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+async def _matrix_totals(rows: Sequence[SettlementMatrix]) -> list[MatrixTotals]:
+    return [await matrices.totals(row) for row in rows]  # one summing read per matrix
+
+
+async def _batch_matrices(batch_ids: Sequence[int]) -> list[list[SettlementMatrix]]:
+    found = await matrices.matrices_containing(batch_ids)
+    return [found.get(i, []) for i in batch_ids]
+
+
+async def _settlements(matrix_ids: Sequence[int]) -> list[Settlement | None]:
+    found = {s.matrix_id: s for s in await Settlement.filter(matrix_id__in=list(matrix_ids))}  # type: ignore[attr-defined]
+    return [found.get(i) for i in matrix_ids]
+
+
 @dataclass
 class Loaders:
     batch: DataLoader[int, Batch | None] = field(default_factory=lambda: DataLoader(_batches))
     model: DataLoader[int, SettlementModel | None] = field(default_factory=lambda: DataLoader(_models))
     accounts: DataLoader[int, list[BatchAccount]] = field(default_factory=lambda: DataLoader(_accounts))
     history: DataLoader[int, list[BatchStatusChange]] = field(default_factory=lambda: DataLoader(_history))
+    matrix: DataLoader[int, SettlementMatrix | None] = field(default_factory=lambda: DataLoader(_matrices))
+    matrix_totals: DataLoader[SettlementMatrix, MatrixTotals] = field(
+        default_factory=lambda: DataLoader(_matrix_totals, cache_key_fn=lambda row: (row.id, row.status, row.version))
+    )
+    batch_matrices: DataLoader[int, list[SettlementMatrix]] = field(
+        default_factory=lambda: DataLoader(_batch_matrices)
+    )
+    settlement: DataLoader[int, Settlement | None] = field(default_factory=lambda: DataLoader(_settlements))

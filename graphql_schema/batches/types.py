@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.types import Info
+from tortoise.queryset import QuerySet
 
 from app import batches as batch_queries
 from graphql_schema.common import Attribute, attributes_of
@@ -18,6 +19,7 @@ from models.settlement import BatchAccount as AccountRow
 from models.settlement import BatchStatusChange as ChangeRow
 
 if TYPE_CHECKING:
+    from graphql_schema.matrices.types import SettlementMatrix
     from graphql_schema.settlement_models.types import SettlementModel
     from graphql_schema.transfers.types import TransferConnection
 
@@ -64,6 +66,17 @@ class BatchStatusChange:
     @strawberry.field
     def reason(self) -> str | None:
         return self.row.reason
+
+    @strawberry.field
+    async def matrix(
+        self, info: Info
+    ) -> Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")] | None:
+        from graphql_schema.matrices.types import SettlementMatrix
+
+        if self.row.matrix_id is None:
+            return None
+        row = await info.context.loaders.matrix.load(self.row.matrix_id)
+        return SettlementMatrix(row=row) if row else None
 
 
 @strawberry.type
@@ -120,6 +133,25 @@ class Batch:
     @strawberry.field
     async def accounts(self, info: Info) -> list[BatchAccount]:
         return [BatchAccount.of(a) for a in await info.context.loaders.accounts.load(self.row.id)]
+
+    @strawberry.field(description="The matrix that locked (or settled) the batch.")
+    async def owner_matrix(
+        self, info: Info
+    ) -> Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")] | None:
+        from graphql_schema.matrices.types import SettlementMatrix
+
+        if self.row.owner_matrix_id is None:
+            return None
+        row = await info.context.loaders.matrix.load(self.row.owner_matrix_id)
+        return SettlementMatrix(row=row) if row else None
+
+    @strawberry.field(description="Every matrix that holds the batch now.")
+    async def matrices(
+        self, info: Info
+    ) -> list[Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")]]:
+        from graphql_schema.matrices.types import SettlementMatrix
+
+        return [SettlementMatrix(row=row) for row in await info.context.loaders.batch_matrices.load(self.row.id)]
 
     @strawberry.field
     async def history(self, info: Info) -> list[BatchStatusChange]:
@@ -190,10 +222,11 @@ async def batch_connection(
     after: str | None,
     model_id: int | None = None,
     batch_ids: list[int] | None = None,
+    query: QuerySet[BatchRow] | None = None,
 ) -> BatchConnection:
     size = page_size(first)
     after_id = decode_cursor(after)
-    query = batch_queries.filtered(BatchRow.all(), flt.to_app() if flt else None)
+    query = batch_queries.filtered(query if query is not None else BatchRow.all(), flt.to_app() if flt else None)
     if model_id is not None:
         query = query.filter(model_id=model_id)
     if batch_ids is not None:
