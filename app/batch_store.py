@@ -11,6 +11,7 @@ it waits for recorders in flight and recorders after it see the new status and o
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -68,6 +69,18 @@ def _chunks(items: Sequence[Any], size: int = SQLITE_CHUNK) -> Iterable[Sequence
         yield items[start:start + size]
 
 
+def account_deltas(rows: Sequence[TransferRow]) -> list[AccountDelta]:
+    """What filing `rows` adds to batch accounts: a debit for each payer, a credit for each payee."""
+    sums: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [None, 0, 0, 0])
+    for r in rows:
+        payer = sums[(r.batch_id, r.payer_id)]
+        payer[0], payer[1], payer[3] = r.currency, payer[1] + r.amount, payer[3] + 1
+        payee = sums[(r.batch_id, r.payee_id)]
+        payee[0], payee[2], payee[3] = r.currency, payee[2] + r.amount, payee[3] + 1
+    return [AccountDelta(batch_id, participant, v[0], v[1], v[2], v[3])
+            for (batch_id, participant), v in sums.items()]
+
+
 def _attributes_json(attributes: Sequence[tuple[str, str]]) -> str:
     return json.dumps([{"key": k, "value": v} for k, v in attributes], separators=(",", ":"))
 
@@ -119,6 +132,22 @@ class BatchStore:
         matrix_id: int | None,
     ) -> None:
         raise NotImplementedError
+
+    # -- shared, a dialect may do them in fewer statements ---------------------------------------
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
+        """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
+        latest = await self.latest_batches(keys)
+        locked = await self.lock_batches([row.id for row in latest.values()])
+        return {key: locked[row.id] for key, row in latest.items() if row.id in locked}
+
+    async def file_rows(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts
+        and to the participants; returns the inserted ids."""
+        inserted = await self.insert_transfers(rows, now)
+        filed = [r for r in rows if r.transfer_id in inserted]
+        await self.add_to_accounts(account_deltas(filed))
+        await self.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
+        return inserted
 
     # -- shared --------------------------------------------------------------------------------
     async def create_batch(self, batch: NewBatch, sequence: int, name: str, now: datetime) -> int | None:
@@ -177,6 +206,70 @@ class PostgresBatchStore(BatchStore):
                 BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
             for r in rows
         }
+
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
+        # latest_batches and lock_batches in one statement: rows are locked in id order (the locking sits
+        # above the sort), as status changes take them, and each row returned is its version once the lock
+        # is held (READ COMMITTED re-reads a row it waited for). A newer sequence created meanwhile is
+        # found by the caller's retry, as before.
+        rows = await self.rows(
+            "WITH latest AS (SELECT k.model_id, k.currency, k.segment_key, k.window_start, l.id "
+            "  FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) "
+            "  AS k(model_id, currency, segment_key, window_start) "
+            "  CROSS JOIN LATERAL (SELECT id FROM batch "
+            "    WHERE batch.model_id = k.model_id AND batch.currency = k.currency "
+            "    AND batch.segment_key = k.segment_key AND batch.window_start = k.window_start "
+            "    ORDER BY sequence DESC LIMIT 1) AS l) "
+            "SELECT latest.model_id, latest.currency, latest.segment_key, latest.window_start, b.id, b.status, "
+            "b.sequence, b.owner_matrix_id FROM batch b JOIN latest ON latest.id = b.id "
+            "ORDER BY b.id FOR SHARE OF b",
+            [[k.model_id for k in keys], [k.currency for k in keys], [k.segment_key for k in keys],
+             [k.window_start for k in keys]],
+        )
+        return {
+            BatchKey(r["model_id"], r["currency"], r["segment_key"], r["window_start"]):
+                BatchRow(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+            for r in rows
+        }
+
+    async def file_rows(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+        # One statement: the transfers, then from the rows actually inserted (a concurrent call may have
+        # recorded some ids first) the account sums and the participants, each in key order.
+        if not rows:
+            return set()
+        ordered = sorted(rows, key=lambda r: r.transfer_id)
+        inserted = await self.rows(
+            "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
+            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
+            "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
+            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12::timestamptz "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
+            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+            "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
+            "refund_of, batch_id, fingerprint) "
+            "ON CONFLICT (transfer_id) DO NOTHING "
+            "RETURNING transfer_id, batch_id, payer_id, payee_id, amount, currency), "
+            "legs AS (SELECT batch_id, payer_id AS participant_id, currency, amount AS debit, 0::bigint AS credit "
+            "  FROM ins UNION ALL SELECT batch_id, payee_id, currency, 0::bigint, amount FROM ins), "
+            "accounts AS (INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, "
+            "  transfer_count) "
+            "  SELECT batch_id, participant_id, min(currency), sum(debit)::bigint, sum(credit)::bigint, "
+            "  count(*)::int FROM legs GROUP BY batch_id, participant_id ORDER BY batch_id, participant_id "
+            "  ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
+            "  debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
+            "  transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count), "
+            "participants AS (INSERT INTO participant (id, created_at) "
+            "  SELECT DISTINCT participant_id, $12::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING) "
+            "SELECT transfer_id FROM ins",
+            [
+                [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
+                [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
+                [r.committed_at for r in ordered], [r.model_id for r in ordered],
+                [_attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
+                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now,
+            ],
+        )
+        return {r["transfer_id"] for r in inserted}
 
     async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, BatchRow]:
         mode = "UPDATE" if exclusive else "SHARE"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from tortoise.transactions import in_transaction
 
 from app import batching, clock, errors, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
-from app.batch_store import AccountDelta, BatchStore, NewBatch, TransferRow, store_for
+from app.batch_store import BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
 from app.errors import DomainError
 
@@ -273,15 +272,13 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
     rows = [
         _with_batch(p.row, refund_targets.get(p.index) or targets[p.key]) for p in fresh
     ]
-    inserted = await store.insert_transfers(rows, now) if rows else set()
+    inserted = await store.file_rows(rows, now) if rows else set()
     if len(inserted) < len(rows):  # lost a race to a concurrent call recording the same ids
         raced = await store.existing_transfers([r.transfer_id for r in rows if r.transfer_id not in inserted])
         for p in fresh:
             if p.row.transfer_id not in inserted:
                 _settle_existing(p, raced, outcomes)
     filed = [r for r in rows if r.transfer_id in inserted]
-    await store.add_to_accounts(_deltas(filed))
-    await store.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
     by_id = {r.transfer_id: r for r in filed}
     for p in fresh:
         row = by_id.get(p.row.transfer_id)
@@ -334,17 +331,6 @@ def _with_batch(row: TransferRow, batch_id: int) -> TransferRow:
     return replace(row, batch_id=batch_id)
 
 
-def _deltas(rows: Sequence[TransferRow]) -> list[AccountDelta]:
-    sums: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [None, 0, 0, 0])
-    for r in rows:
-        payer = sums[(r.batch_id, r.payer_id)]
-        payer[0], payer[1], payer[3] = r.currency, payer[1] + r.amount, payer[3] + 1
-        payee = sums[(r.batch_id, r.payee_id)]
-        payee[0], payee[2], payee[3] = r.currency, payee[2] + r.amount, payee[3] + 1
-    return [AccountDelta(batch_id, participant, v[0], v[1], v[2], v[3])
-            for (batch_id, participant), v in sums.items()]
-
-
 async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared]) -> dict[int, int]:
     """Refunds whose original lies in an IN_DISPUTE batch: transfer index -> that batch's id."""
     refunds = [p for p in fresh if p.row.refund_of]
@@ -375,12 +361,10 @@ async def _open_batches(
     for _ in range(100):
         if not pending:
             return resolved
-        latest = await store.latest_batches(pending)
-        locked = await store.lock_batches([row.id for row in latest.values()])
+        locked = await store.latest_batches_locked(pending)
         retry: list[BatchKey] = []
         for key in pending:
-            row = latest.get(key)
-            current = locked.get(row.id) if row else None
+            current = locked.get(key)
             if current is not None and current.status == BatchStatus.OPEN:
                 resolved[key] = current.id
                 continue

@@ -398,7 +398,8 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
     """The same rows through the same SQL over plain asyncpg, no HTTP/GraphQL/Tortoise.
 
     core=False: the filing statements only (resolve/lock the OPEN batches, insert the transfers via unnest,
-    upsert the batch accounts, the participants), rows validated and keyed by recording.prepare beforehand.
+    upsert the batch accounts, the participants: PostgresBatchStore.latest_batches_locked, create_batch,
+    file_rows), rows validated and keyed by recording.prepare beforehand.
     core=True: app.recording.file_transfers as the server runs it (model lookup, duplicate check, ...).
     """
     run = Run("asyncpg, recording core" if core else "asyncpg, same SQL")
@@ -432,10 +433,7 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     result = recording.RecordingResult([])
     targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
     rows = [recording._with_batch(p.row, targets[p.key]) for p in prepared]
-    inserted = await store.insert_transfers(rows, now)
-    await store.add_to_accounts(recording._deltas(rows))
-    await store.add_participants(sorted({r.payer_id for r in rows} | {r.payee_id for r in rows}), now)
-    return len(inserted)
+    return len(await store.file_rows(rows, now))
 
 
 async def single_api(base_url: str, rows: Sequence[Row], clients: int, seconds: float,
