@@ -36,7 +36,6 @@ from app.errors import DomainError
 from app.intervals import Period
 from app.recording import RecordingResult, TransferRequest
 from models.grants import Grant, GrantSpentAmount, PreparedTransfer
-from models.settlement import Transfer
 
 log = logging.getLogger("settlegraph.grants")
 
@@ -179,20 +178,42 @@ _LATEST_INTERVAL = ("SELECT 1 AS scope, interval_debit AS debit, interval_receiv
 
 async def latest_sums(conn: Any, grant_id: int, interval_index: int | None) -> Sums:
     """The grant's latest sums, and those of period `interval_index` — one round trip."""
-    if interval_index is None:
-        rows = await _Sql(conn).rows(_LATEST_TOTAL, [grant_id])
-    else:
-        rows = await _Sql(conn).rows(f"{_LATEST_TOTAL} UNION ALL {_LATEST_INTERVAL}", [grant_id, interval_index])
-    values: dict[str, int] = {}
-    has_total = has_interval = False
+    return (await _lookup(conn, grant_id, interval_index, None)).sums
+
+
+@dataclass(frozen=True)
+class _Found:
+    sums: Sums
+    prepared: bool  # the transfer id is already prepared
+    recorded: bool  # the transfer id is already recorded as a cleared transfer
+
+
+async def _lookup(conn: Any, grant_id: int | None, interval_index: int | None, transfer_id: str | None) -> _Found:
+    """Latest sums of a grant (and of one period) and whether a transfer id is taken, in one round trip."""
+    parts: list[str] = []
+    values: list[Any] = []
+    if grant_id is not None:
+        values.append(grant_id)
+        parts.append(_LATEST_TOTAL)
+        if interval_index is not None:
+            values.append(interval_index)
+            parts.append(_LATEST_INTERVAL)
+    if transfer_id is not None:
+        values.append(transfer_id)
+        n = len(values)
+        parts.append(f"SELECT 2 AS scope, 0 AS debit, 0 AS receive FROM transfer WHERE transfer_id = ${n}")
+        parts.append(f"SELECT 3 AS scope, 0 AS debit, 0 AS receive FROM prepared_transfer WHERE transfer_id = ${n}")
+    rows = await _Sql(conn).rows(" UNION ALL ".join(parts), values) if parts else []
+    sums: dict[str, Any] = {}
+    scopes = set()
     for row in rows:
-        if int(row["scope"]) == 0:
-            has_total = True
-            values["total_debit"], values["total_receive"] = int(row["debit"]), int(row["receive"])
-        else:
-            has_interval = True
-            values["interval_debit"], values["interval_receive"] = int(row["debit"]), int(row["receive"])
-    return Sums(**values, has_total=has_total, has_interval=has_interval)
+        scope = int(row["scope"])
+        scopes.add(scope)
+        if scope == 0:
+            sums.update(total_debit=int(row["debit"]), total_receive=int(row["receive"]), has_total=True)
+        elif scope == 1:
+            sums.update(interval_debit=int(row["debit"]), interval_receive=int(row["receive"]), has_interval=True)
+    return _Found(Sums(**sums), prepared=3 in scopes, recorded=2 in scopes)
 
 
 async def spent(grant: Grant, at: datetime | None = None) -> Spent:
@@ -350,27 +371,28 @@ async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, no
                    actor: str) -> PreparedTransfer:
     checked = _check(request, prepared_at, now, await recording.load_models(store_for(conn)))
     grant: Grant | None = None
+    period: Period | None = None
     if checked.grant_id is not None:
         grant = await _lock_grant(conn, checked.grant_id)
-    existing = await PreparedTransfer.filter(transfer_id=request.transfer_id).using_db(conn).first()
-    if existing is not None:
+        if grant.interval:
+            period = intervals.parse(grant.interval).period_at(checked.prepared_at)
+    limited = grant is not None and grant.limit_kind is not None
+    found = await _lookup(conn, grant.id if grant is not None and limited else None,
+                          period.index if period and limited else None, request.transfer_id)
+    if found.prepared:  # a retry (same content) or a conflict, answered before any grant rule
+        existing = await PreparedTransfer.get(transfer_id=request.transfer_id, using_db=conn)
         return _same_or_conflict(existing, request, checked)
-    if await Transfer.filter(transfer_id=request.transfer_id).using_db(conn).exists():
+    if found.recorded:
         raise DomainError(errors.TRANSFER_CONFLICT,
                           f"transfer {request.transfer_id} was already recorded as a cleared transfer",
                           ["transferId"])
-    period: Period | None = None
-    sums = Sums()
+    sums = found.sums
     if grant is not None:
         _check_grant(grant, request)
-        if grant.interval:
-            period = intervals.parse(grant.interval).period_at(checked.prepared_at)
-            if period is None:
-                raise DomainError(GRANT_NOT_ACTIVE,
-                                  f"grant {grant.id}'s interval {grant.interval} has no period at "
-                                  f"{checked.prepared_at.isoformat()}", ["preparedAt"])
-        if grant.limit_kind is not None:
-            sums = await latest_sums(conn, grant.id, period.index if period else None)
+        if grant.interval and period is None:
+            raise DomainError(GRANT_NOT_ACTIVE, f"grant {grant.id}'s interval {grant.interval} has no period at "
+                              f"{checked.prepared_at.isoformat()}", ["preparedAt"])
+        if limited:
             _check_limit(grant, sums, period, checked)
     transfer = await PreparedTransfer.create(
         using_db=conn,
@@ -414,7 +436,7 @@ def _check_limit(grant: Grant, sums: Sums, period: Period | None, checked: _Chec
         raise DomainError(
             GRANT_LIMIT_EXCEEDED,
             f"grant {grant.id}: {fmt(wanted, grant.currency)} {grant.currency} does not fit the "
-            f"{grant.limit_kind.lower()} limit of {fmt(grant.limit_amount, grant.currency)} with "
+            f"{str(grant.limit_kind).lower()} limit of {fmt(grant.limit_amount, grant.currency)} with "
             f"{fmt(spent, grant.currency)} spent {scope}",
             [where],
         )
@@ -627,23 +649,23 @@ async def reconcile_grant(grant_id: str | int) -> Reconciliation:
         if transfer.interval_index is not None:
             expected_period[transfer.interval_index][0] += debit
             expected_period[transfer.interval_index][1] += receive
-        record = latest_of.pop(transfer.transfer_id, None)
         subject = f"transfer {transfer.transfer_id}"
-        if record is None:
+        if transfer.transfer_id not in latest_of:
             issues.append(Issue(MISSING, subject, "record", None, None, transfer.transfer_id, transfer.interval_index))
             continue
-        for name, want, have in (("transferDebit", debit, record.transfer_debit),
-                                 ("transferReceive", receive, record.transfer_receive),
-                                 ("intervalIndex", transfer.interval_index, record.interval_index)):
+        last = latest_of.pop(transfer.transfer_id)
+        for name, want, have in (("transferDebit", debit, last.transfer_debit),
+                                 ("transferReceive", receive, last.transfer_receive),
+                                 ("intervalIndex", transfer.interval_index, last.interval_index)):
             if want != have:
                 issues.append(Issue(MISMATCH, subject, name, want, have, transfer.transfer_id,
                                     transfer.interval_index))
-        if record.state != transfer.state:
-            issues.append(Issue(MISMATCH, subject, f"state {transfer.state} recorded as {record.state}", None, None,
+        if last.state != transfer.state:
+            issues.append(Issue(MISMATCH, subject, f"state {transfer.state} recorded as {last.state}", None, None,
                                 transfer.transfer_id, transfer.interval_index))
-    for transfer_id, record in latest_of.items():
-        issues.append(Issue(MISMATCH, f"record {record.id}", "transfer unknown to the grant", None, None,
-                            transfer_id, record.interval_index))
+    for transfer_id, orphan in latest_of.items():
+        issues.append(Issue(MISMATCH, f"record {orphan.id}", "transfer unknown to the grant", None, None,
+                            transfer_id, orphan.interval_index))
 
     # 2. The running sums of every row must continue the previous row of the grant and of its period.
     total = [0, 0]
@@ -680,9 +702,9 @@ async def reconcile_grant(grant_id: str | int) -> Reconciliation:
             latest_period[record.interval_index] = record
     for index in sorted(set(expected_period) | set(latest_period)):
         want_debit, want_receive = expected_period.get(index, [0, 0])
-        last = latest_period.get(index)
-        have_debit = last.interval_debit if last else None
-        have_receive = last.interval_receive if last else None
+        newest = latest_period.get(index)
+        have_debit = newest.interval_debit if newest else None
+        have_receive = newest.interval_receive if newest else None
         for name, want, have in (("intervalDebit", want_debit, have_debit),
                                  ("intervalReceive", want_receive, have_receive)):
             if have is None:
@@ -701,4 +723,5 @@ async def reconcile_grant(grant_id: str | int) -> Reconciliation:
 
 
 async def limited_grant_ids() -> list[int]:
-    return list(await Grant.filter(limit_kind__isnull=False).order_by("id").values_list("id", flat=True))
+    ids = await Grant.filter(limit_kind__isnull=False).order_by("id").values_list("id", flat=True)
+    return [int(i) for i in ids]  # type: ignore[call-overload]

@@ -42,7 +42,7 @@ class PreparedTransfer(Model):
     amount = fields.BigIntField()  # debit side, reserved
     receive_amount = fields.BigIntField()  # receive side, reserved
     settlement_model = fields.CharField(max_length=64, null=True)
-    attributes = fields.JSONField(default=list)
+    attributes: list[list[str]] = fields.JSONField(default=list)  # type: ignore[assignment]
     prepared_at = fields.DatetimeField()
     # The grant interval period the transfer was prepared in; spending stays counted there.
     interval_index = fields.BigIntField(null=True)

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from app import grants, money
+from app import grants
 from app.grants import GrantSpec, PrepareRequest, Spent
 from app.intervals import Period
 from graphql_schema.common import AttributeInput
 from graphql_schema.errors import UserError
-from graphql_schema.scalars import Amount
+from graphql_schema.scalars import Amount, amount
 from models.grants import Grant as GrantRow
 from models.grants import GrantSpentAmount as SpentRow
 from models.grants import PreparedTransfer as PreparedRow
@@ -32,7 +32,7 @@ class Money:
     def of(cls, minor: int | None, currency: str | None) -> Money | None:
         if minor is None or currency is None:
             return None
-        return cls(value=money.format_minor(minor, currency), currency=currency)
+        return cls(value=amount(minor, currency), currency=currency)
 
 
 @strawberry.input
@@ -80,29 +80,29 @@ class GrantSpentAmount:
 
     @strawberry.field(description="What the transfer counts after this change (debit side).")
     def transfer_debit_amount(self) -> Amount:
-        return money.format_minor(self.row.transfer_debit, self.row.currency)
+        return amount(self.row.transfer_debit, self.row.currency)
 
     @strawberry.field(description="What the transfer counts after this change (receive side).")
     def transfer_receive_amount(self) -> Amount:
-        return money.format_minor(self.row.transfer_receive, self.row.currency)
+        return amount(self.row.transfer_receive, self.row.currency)
 
     @strawberry.field(description="Sum of the transfer's interval after this change; null without interval.")
     def interval_debit_amount(self) -> Amount | None:
         r = self.row
-        return money.format_minor(r.interval_debit, r.currency) if r.interval_debit is not None else None
+        return amount(r.interval_debit, r.currency) if r.interval_debit is not None else None
 
     @strawberry.field
     def interval_receive_amount(self) -> Amount | None:
         r = self.row
-        return money.format_minor(r.interval_receive, r.currency) if r.interval_receive is not None else None
+        return amount(r.interval_receive, r.currency) if r.interval_receive is not None else None
 
     @strawberry.field(description="Sum over the grant's whole life after this change.")
     def total_debit_amount(self) -> Amount:
-        return money.format_minor(self.row.total_debit, self.row.currency)
+        return amount(self.row.total_debit, self.row.currency)
 
     @strawberry.field
     def total_receive_amount(self) -> Amount:
-        return money.format_minor(self.row.total_receive, self.row.currency)
+        return amount(self.row.total_receive, self.row.currency)
 
     @strawberry.field
     def currency(self) -> str:
@@ -274,21 +274,21 @@ class PreparedTransfer:
 
     @strawberry.field(description="The debit amount reserved.")
     def amount(self) -> Amount:
-        return money.format_minor(self.row.amount, self.row.currency)
+        return amount(self.row.amount, self.row.currency)
 
     @strawberry.field(description="The receive amount reserved.")
     def receive_amount(self) -> Amount:
-        return money.format_minor(self.row.receive_amount, self.row.currency)
+        return amount(self.row.receive_amount, self.row.currency)
 
     @strawberry.field
     def delivered_amount(self) -> Amount | None:
         value = self.row.delivered_amount
-        return money.format_minor(value, self.row.currency) if value is not None else None
+        return amount(value, self.row.currency) if value is not None else None
 
     @strawberry.field
     def sent_amount(self) -> Amount | None:
         value = self.row.sent_amount
-        return money.format_minor(value, self.row.currency) if value is not None else None
+        return amount(value, self.row.currency) if value is not None else None
 
     @strawberry.field
     def prepared_at(self) -> datetime:
@@ -333,25 +333,25 @@ class GrantReconciliation:
 
     @classmethod
     def of(cls, report: grants.Reconciliation) -> GrantReconciliation:
-        def amount(value: int | None) -> str | None:
+        def wire(value: int | None) -> Amount | None:
             if value is None or report.currency is None:
                 return None
-            return money.format_minor(value, report.currency)
+            return amount(value, report.currency)
 
         return cls(
             grant_id=strawberry.ID(str(report.grant_id)), consistent=report.consistent,
             checked_transfers=report.checked_transfers, checked_records=report.checked_records,
             issues=[GrantReconciliationIssue(
                 kind=i.kind, subject=i.subject, field=i.field,
-                expected=amount(i.expected) if i.field != "intervalIndex" else _text(i.expected),
-                recorded=amount(i.recorded) if i.field != "intervalIndex" else _text(i.recorded),
+                expected=wire(i.expected) if i.field != "intervalIndex" else _text(i.expected),
+                recorded=wire(i.recorded) if i.field != "intervalIndex" else _text(i.recorded),
                 transfer_id=i.transfer_id, interval_index=i.interval_index,
             ) for i in report.issues],
         )
 
 
-def _text(value: int | None) -> str | None:
-    return None if value is None else str(value)
+def _text(value: int | None) -> Amount | None:
+    return None if value is None else Amount(str(value))
 
 
 @strawberry.type
