@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
 from tortoise.migrations.api import migrate as run_migrations
@@ -22,14 +23,27 @@ def normalise_url(url: str) -> str:
     return url
 
 
+async def _release_as_is(connection: Any) -> None:
+    """asyncpg pool reset: nothing beyond asyncpg's own (it rolls back a transaction left open).
+
+    The default reset runs one more statement on every release (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL) for session state that pooled connections here never hold: no SET, LISTEN (the event bus
+    has its own connection), session advisory locks or cursors. Use transaction-scoped forms only.
+    """
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
     url = normalise_url(database_url)
     if url.startswith(("postgres://", "asyncpg://")):
         sep = "&" if "?" in url else "?"
         if "maxsize=" not in url:
             url = f"{url}{sep}minsize=1&maxsize=20"
+    connection: str | dict[str, Any] = url
+    if url.startswith(("postgres://", "asyncpg://")):
+        connection = expand_db_url(url)
+        connection["credentials"]["reset"] = _release_as_is
     return {
-        "connections": {"default": url},
+        "connections": {"default": connection},
         "apps": {label: {**app, "default_connection": "default"} for label, app in APPS.items()},
         "use_tz": True,
         "timezone": "UTC",
