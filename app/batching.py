@@ -81,6 +81,10 @@ def batch_name(
     return ".".join(parts)
 
 
+# json.dumps(..., separators=(",", ":")) builds this encoder on every call; the output is the same.
+_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def fingerprint(
     payer_id: str,
     payee_id: str,
@@ -92,7 +96,7 @@ def fingerprint(
     refund_of: str | None,
 ) -> str:
     """A digest of a transfer's content: equal digests make a retry a DUPLICATE, else a conflict."""
-    canonical = json.dumps(
+    canonical = _CANONICAL_JSON.encode(
         [
             payer_id,
             payee_id,
@@ -103,6 +107,5 @@ def fingerprint(
             sorted(attributes),
             refund_of,
         ],
-        separators=(",", ":"),
     )
     return hashlib.sha256(canonical.encode()).hexdigest()

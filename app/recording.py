@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -85,12 +86,15 @@ class Prepared:
     new_batch: NewBatch
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
+
+
 def _check_id(value: str, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise DomainError(errors.VALIDATION, f"{name} must not be empty", [name])
     if len(value) > MAX_ID_LENGTH:
         raise DomainError(errors.VALIDATION, f"{name} is longer than {MAX_ID_LENGTH} characters", [name])
-    if value != value.strip() or any(ord(ch) < 32 for ch in value):
+    if value != value.strip() or _CONTROL_CHARACTER.search(value):
         raise DomainError(errors.VALIDATION, f"{name} has surrounding spaces or control characters", [name])
 
 
@@ -326,9 +330,12 @@ def _link_in_call_duplicates(
 
 
 def _with_batch(row: TransferRow, batch_id: int) -> TransferRow:
-    from dataclasses import replace
-
-    return replace(row, batch_id=batch_id)
+    # Built directly: dataclasses.replace takes twice as long, for every transfer.
+    return TransferRow(
+        transfer_id=row.transfer_id, payer_id=row.payer_id, payee_id=row.payee_id, amount=row.amount,
+        currency=row.currency, committed_at=row.committed_at, model_id=row.model_id, attributes=row.attributes,
+        refund_of=row.refund_of, batch_id=batch_id, fingerprint=row.fingerprint,
+    )
 
 
 async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared]) -> dict[int, int]:
