@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from app import errors
+from app import errors, matrices, matrix_totals
 from app.batch_lifecycle import StatusChange
 from app.batches import parse_id
 from app.errors import DomainError
@@ -67,6 +67,13 @@ class BatchTotalsEvent:
 
 
 @dataclass(frozen=True, eq=False)
+class MatrixChangedEvent:
+    """A command changed the matrix itself (its status, or the batches of a STATIC matrix)."""
+
+    matrix_id: int
+
+
+@dataclass(frozen=True, eq=False)
 class Resync:
     """Events from other processes may have been missed (the LISTEN connection was re-established)."""
 
@@ -78,7 +85,7 @@ class Overflow:
     queue_size: int
 
 
-Event = BatchStatusEvent | BatchTotalsEvent | Resync
+Event = BatchStatusEvent | BatchTotalsEvent | MatrixChangedEvent | Resync
 
 
 class SubscriberOverflow(Exception):
@@ -99,6 +106,15 @@ class Subscription:
 
     async def next(self) -> Event:
         item = await self.queue.get()
+        if isinstance(item, Overflow):
+            raise SubscriberOverflow(item.queue_size)
+        return item
+
+    def next_nowait(self) -> Event | None:
+        """The next queued event, or None when there is none."""
+        if self.queue.empty():
+            return None
+        item = self.queue.get_nowait()
         if isinstance(item, Overflow):
             raise SubscriberOverflow(item.queue_size)
         return item
@@ -174,6 +190,9 @@ class EventBus:
         if ids:
             self.publish([BatchTotalsEvent(ids)])
 
+    def publish_matrix_changed(self, matrix_id: int) -> None:
+        self.publish([MatrixChangedEvent(matrix_id)])
+
     def deliver(self, events: Sequence[Event]) -> None:
         """Fan events out to this process's subscribers."""
         for event in events:
@@ -238,6 +257,83 @@ async def batch_status_filter(model: str | None, batch_ids: Sequence[str] | None
     return BatchStatusFilter(model_id, ids)
 
 
+# -- matrixUpdated: when a matrix's content changed, coalesced (SPEC §8) ----------------------------
+MATRIX_PUSH_INTERVAL = 0.25  # seconds: at most four pushes a second per matrix, however many transfers
+
+
+class MatrixWatch:
+    """Waits for changes of one matrix's content: transfers filed into its batches, status changes of its
+    batches (also of one that just left a DYNAMIC matrix by its status), commands on the matrix itself.
+    A change after a quiet spell is reported at once; later ones are gathered into one report per interval.
+    Events are read as they come, so a burst never fills the subscriber's queue."""
+
+    def __init__(self, bus: EventBus, matrix_id: int, interval: float = MATRIX_PUSH_INTERVAL) -> None:
+        self.bus = bus
+        self.matrix_id = matrix_id
+        self.interval = interval
+        self.subscription = bus.subscribe(self._accepts)
+        self._next_at = 0.0
+        self._dirty = False
+        self._filed: set[int] = set()  # batches that got transfers
+        self._moved: set[int] = set()  # batches that changed status
+
+    def _accepts(self, event: Event) -> bool:
+        return not isinstance(event, MatrixChangedEvent) or event.matrix_id == self.matrix_id
+
+    def close(self) -> None:
+        self.bus.unsubscribe(self.subscription)
+
+    def _take(self, event: Event) -> None:
+        if isinstance(event, BatchTotalsEvent):
+            self._filed.update(event.batch_ids)
+        elif isinstance(event, BatchStatusEvent) and event.matrix_id != self.matrix_id:
+            self._moved.add(event.batch_id)
+        else:  # a command on this matrix, or a Resync
+            self._dirty = True
+
+    @property
+    def _pending(self) -> bool:
+        return self._dirty or bool(self._filed) or bool(self._moved)
+
+    async def changed(self) -> None:
+        """Return when the matrix's content changed, at most once per interval."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = max(0.0, self._next_at - loop.time()) if self._pending else None
+            if wait is None or wait > 0:
+                try:
+                    self._take(await asyncio.wait_for(self.subscription.next(), wait))
+                except TimeoutError:
+                    pass
+            while (event := self.subscription.next_nowait()) is not None:
+                self._take(event)
+            if not self._pending or loop.time() < self._next_at:
+                continue
+            if not self._dirty:
+                self._dirty = await matrix_touched(self.matrix_id, self._filed, self._moved)
+            self._filed.clear()
+            self._moved.clear()
+            if self._dirty:
+                self._dirty = False
+                self._next_at = loop.time() + self.interval
+                return
+
+
+async def matrix_touched(matrix_id: int, filed: set[int], moved: set[int]) -> bool:
+    """Whether transfers filed into `filed` or status changes of `moved` changed the matrix's content."""
+    found = await matrices.matrices_containing(sorted(filed | moved))
+    if any(m.id == matrix_id for held in found.values() for m in held):
+        return True
+    if not moved:
+        return False
+    # A batch that left a live DYNAMIC matrix because its new status is not among the matrix's statuses.
+    matrix = await matrices.get(matrix_id)
+    if matrix is None or not matrix_totals.is_live(matrix) or not matrix.batch_statuses:
+        return False
+    matrix.batch_statuses = ""  # this fresh row only: its criteria without the statuses
+    return any(matrices.contains(matrix, set(), batch) for batch in await Batch.filter(id__in=sorted(moved)))
+
+
 # -- the wire format of NOTIFY payloads ------------------------------------------------------------
 CHANNEL = "settlegraph_events"
 PAYLOAD_LIMIT = 4000  # bytes; PostgreSQL's hard limit is 8000
@@ -261,12 +357,15 @@ def encode(origin: str, events: Sequence[Event]) -> list[str]:
     payloads: list[str] = []
     groups: OrderedDict[tuple[Any, ...], list[list[Any]]] = OrderedDict()
     totals: list[int] = []
+    matrices: list[int] = []
     for event in events:
         if isinstance(event, BatchStatusEvent):
             key = (event.to_status, event.at.isoformat(), _clip(event.actor), _clip(event.reason), event.matrix_id)
             groups.setdefault(key, []).append([event.batch_id, event.from_status])
         elif isinstance(event, BatchTotalsEvent):
             totals.extend(event.batch_ids)
+        elif isinstance(event, MatrixChangedEvent):
+            matrices.append(event.matrix_id)
     for (to, at, actor, reason, matrix_id), pairs in groups.items():
         header = {"o": origin, "k": "s", "to": to, "at": at, "a": actor, "r": reason, "m": matrix_id}
         for chunk in _split(pairs, PAYLOAD_LIMIT - _size({**header, "b": []})):
@@ -274,6 +373,10 @@ def encode(origin: str, events: Sequence[Event]) -> list[str]:
     if totals:
         header = {"o": origin, "k": "t"}
         for chunk in _split(sorted(set(totals)), PAYLOAD_LIMIT - _size({**header, "b": []})):
+            payloads.append(_dumps({**header, "b": chunk}))
+    if matrices:
+        header = {"o": origin, "k": "m"}
+        for chunk in _split(sorted(set(matrices)), PAYLOAD_LIMIT - _size({**header, "b": []})):
             payloads.append(_dumps({**header, "b": chunk}))
     return payloads
 
@@ -288,6 +391,8 @@ def decode(payload: str) -> tuple[str, list[Event]]:
                         for b, f in body["b"]]
     if body["k"] == "t":
         return origin, [BatchTotalsEvent(tuple(int(b) for b in body["b"]))]
+    if body["k"] == "m":
+        return origin, [MatrixChangedEvent(int(m)) for m in body["b"]]
     raise ValueError(f"unknown event kind {body['k']!r}")
 
 

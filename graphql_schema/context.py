@@ -42,3 +42,7 @@ class Context:
 
     def publish_batch_totals(self, batch_ids: Iterable[int]) -> None:
         self.bus.publish_batch_totals(batch_ids)
+
+    def publish_matrix_changed(self, matrix_id: int) -> None:
+        """After a committed command that changed the matrix itself (status, STATIC batches)."""
+        self.bus.publish_matrix_changed(matrix_id)

@@ -27,11 +27,14 @@ from graphql.error import GraphQLError
 from strawberry.types import Info
 from strawberry.types.execution import ExecutionResult
 
-from app import events
+from app import errors, events, matrices
+from app.batches import parse_id
+from app.errors import DomainError
 from graphql_schema.batches.types import Batch
 from graphql_schema.context import event_loaders
 from graphql_schema.enums import BatchStatus
 from graphql_schema.loaders import Loaders
+from graphql_schema.matrices.types import SettlementMatrix
 from graphql_schema.permissions import IsViewer
 
 log = logging.getLogger("settlegraph.subscriptions")
@@ -118,6 +121,37 @@ class Subscription:
         finally:
             bus.unsubscribe(sub)
 
+    @strawberry.subscription(
+        permission_classes=[IsViewer],
+        description="The matrix's live totals whenever its content changes (at most a few times a second); "
+                    "ends after the final state of a SETTLED matrix.",
+    )
+    async def matrix_updated(self, info: Info, id: strawberry.ID) -> AsyncGenerator[SettlementMatrix, None]:
+        matrix_id = parse_id(id, "id")
+        row = await matrices.get(matrix_id)
+        if row is None:
+            raise DomainError(errors.NOT_FOUND, f"no matrix {id}", ["id"])
+        if row.status == matrices.MatrixStatus.SETTLED:
+            event_loaders.set(Loaders())
+            yield SettlementMatrix(row=row)
+            return
+        watch = events.MatrixWatch(info.context.bus, matrix_id)
+        try:
+            while True:
+                await watch.changed()
+                row = await matrices.get(matrix_id)
+                if row is None:
+                    return
+                event_loaders.set(Loaders())  # every push reads the totals afresh
+                yield SettlementMatrix(row=row)
+                if row.status == matrices.MatrixStatus.SETTLED:
+                    return
+        except events.SubscriberOverflow as overflow:
+            watch.close()
+            await disconnect_slow_consumer(info.context, overflow)
+        finally:
+            watch.close()
+
 
 # -- one execution per distinct subscription and event, in this process --------------------------
 _END = object()
@@ -154,17 +188,26 @@ class _SharedStream:
     key: tuple[Any, ...]
     listeners: set[_Listener] = dataclasses.field(default_factory=set)
     task: asyncio.Task[None] | None = None
+    snapshot: bool = False
+    last_data: Any = None
+
+
+# Subscriptions that push a state rather than an event: an answer equal to the previous one is not sent again.
+SNAPSHOT_FIELDS = frozenset({"matrixUpdated"})
 
 
 @lru_cache(maxsize=512)
-def _is_subscription(query: str, operation_name: str | None) -> bool:
+def _subscription_fields(query: str, operation_name: str | None) -> frozenset[str] | None:
+    """The root fields of the operation when it is a subscription; None otherwise."""
     try:
         document = parse(query)
     except GraphQLError:
-        return False
+        return None
     operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     chosen = [d for d in operations if operation_name is None or (d.name and d.name.value == operation_name)]
-    return len(chosen) == 1 and chosen[0].operation is OperationType.SUBSCRIPTION
+    if len(chosen) != 1 or chosen[0].operation is not OperationType.SUBSCRIPTION:
+        return None
+    return frozenset(getattr(getattr(s, "name", None), "value", "") for s in chosen[0].selection_set.selections)
 
 
 class SharedSubscriptions:
@@ -178,22 +221,23 @@ class SharedSubscriptions:
         operation_extensions=None, allowed_operation_types=None,
     ):
         principal = getattr(context_value, "principal", None)
-        if (query is None or principal is None or root_value is not None or operation_extensions
-                or not _is_subscription(query, operation_name)):
+        fields = _subscription_fields(query, operation_name) if query is not None else None
+        if principal is None or root_value is not None or operation_extensions or not fields:
             return await super().stream(  # type: ignore[misc]
                 query, variable_values, context_value, root_value, operation_name, operation_extensions,
                 allowed_operation_types)
         key = (query, json.dumps(variable_values or {}, sort_keys=True, default=str), operation_name,
                tuple(sorted(r.value for r in principal.roles)))
-        return self._listen(key, query, variable_values, context_value, operation_name, allowed_operation_types)
+        return self._listen(key, query, variable_values, context_value, operation_name, allowed_operation_types,
+                            fields <= SNAPSHOT_FIELDS)
 
     async def _listen(self, key: tuple[Any, ...], query: str, variables: Any, context: Any,
-                      operation_name: str | None, allowed: Any) -> AsyncIterator[Any]:
+                      operation_name: str | None, allowed: Any, snapshot: bool) -> AsyncIterator[Any]:
         shared_streams = self.__dict__.setdefault("_shared", {})
         shared = shared_streams.get(key)
         listener = _Listener(asyncio.Queue(context.bus.queue_size))
         if shared is None:
-            shared = shared_streams[key] = _SharedStream(key, {listener})
+            shared = shared_streams[key] = _SharedStream(key, {listener}, snapshot=snapshot)
             # The shared execution has no connection of its own; its context carries the first subscriber's
             # principal (the same roles as everyone's in it) and fresh loaders.
             shared_context = dataclasses.replace(context, request=None, response=None,
@@ -234,6 +278,10 @@ class SharedSubscriptions:
 
     @staticmethod
     def _fan_out(shared: _SharedStream, result: ExecutionResult) -> None:
+        if shared.snapshot and not result.errors:
+            if result.data == shared.last_data:
+                return
+            shared.last_data = result.data
         for listener in list(shared.listeners):
             if not listener.offer(result):
                 shared.listeners.discard(listener)

@@ -76,3 +76,8 @@ async def test_filters_are_applied_when_publishing():
 def test_the_dsn_drops_tortoise_pool_parameters():
     assert events.asyncpg_dsn("postgres://u:p@h:5432/db?minsize=1&maxsize=20&sslmode=require") == (
         "postgresql://u:p@h:5432/db?sslmode=require")
+
+
+def test_matrix_changes_travel_too():
+    payloads = encode("p1", [events.MatrixChangedEvent(3), events.MatrixChangedEvent(3), events.MatrixChangedEvent(1)])
+    assert [[e.matrix_id for e in decode(p)[1]] for p in payloads] == [[1, 3]]  # type: ignore[union-attr]
