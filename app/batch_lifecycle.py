@@ -9,6 +9,7 @@ from datetime import datetime
 from app import errors
 from app.batch_store import BatchStore
 from app.errors import DomainError
+from app.matrix_totals import move_between_statuses
 
 
 class BatchStatus(enum.StrEnum):
@@ -110,6 +111,8 @@ async def apply(
         if rule.target is BatchStatus.SETTLED:
             owner = matrix_id  # a settled batch remembers the matrix that settled it
         await store.set_status([c.batch_id for c in changes], rule.target, owner, now)
+        # The hourly rollup of matrix totals follows the batches from their old status to the new one.
+        await move_between_statuses(store.conn, [(c.batch_id, c.from_status) for c in changes], rule.target)
         await store.add_history([(c.batch_id, c.from_status, c.to_status) for c in changes], now, actor,
                                 reason, matrix_id)
     return changes, skipped

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from app.batching import BatchKey
+from app.matrix_totals import BUCKET_KEY, BUCKET_UPSERT, bucket_of
 
 SQLITE_CHUNK = 500
 
@@ -116,6 +117,11 @@ class BatchStore:
         raise NotImplementedError
 
     async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        raise NotImplementedError
+
+    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+        """Add filed amounts (and new batches to the counts) to the hourly rollup that matrix reads sum
+        (app/matrix_totals.py), under the batch's current status, in the recording transaction."""
         raise NotImplementedError
 
     async def set_status(
@@ -315,6 +321,22 @@ class PostgresBatchStore(BatchStore):
              [d.transfer_count for d in ordered]],
         )
 
+    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+        items = [(d.batch_id, d.participant_id, d.debit, d.credit, 0) for d in deltas]
+        items += [(batch_id, "", 0, 0, 1) for batch_id in created_batch_ids]
+        if not items:
+            return
+        await self.execute(
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"SELECT b.model_id, b.currency, b.segment_key, {bucket_of('postgres')}, b.status, d.participant_id, "
+            "sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
+            "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
+            "AS d(batch_id, participant_id, debit, credit, n) JOIN batch b ON b.id = d.batch_id "
+            f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}",
+            [[i[0] for i in items], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items],
+             [i[4] for i in items]],
+        )
+
     async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
         await self.execute(
             "INSERT INTO participant (id, created_at) SELECT p, $2 FROM unnest($1::text[]) AS p "
@@ -406,6 +428,17 @@ class SqliteBatchStore(BatchStore):
             "transfer_count = transfer_count + excluded.transfer_count",
             [[d.batch_id, d.participant_id, d.currency, d.debit, d.credit, d.transfer_count] for d in deltas],
         )
+
+    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+        items = [[d.participant_id, d.debit, d.credit, 0, d.batch_id] for d in deltas]
+        items += [["", 0, 0, 1, batch_id] for batch_id in created_batch_ids]
+        if items:
+            await self.conn.execute_many(
+                f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+                f"SELECT b.model_id, b.currency, b.segment_key, {bucket_of('sqlite')}, b.status, ?, ?, ?, ?, 1 "
+                f"FROM batch b WHERE b.id = ? {BUCKET_UPSERT}",
+                items,
+            )
 
     async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
         await self.conn.execute_many(

@@ -15,12 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app.batch_lifecycle import BatchStatus
 from models.matrices import SettlementMatrix
 
 BUCKET_SECONDS = 3600
-USE_ROLLUP = False  # switched on once the rollup is maintained by recording and status changes
-S = BatchStatus
+OPEN, CLOSED, AWAITING_SETTLEMENT = "OPEN", "CLOSED", "AWAITING_SETTLEMENT"
 
 
 class Sql:
@@ -154,9 +152,9 @@ def is_settleable(matrix_status: str, batch_status: str, owned: bool) -> bool:
     """SPEC §6: an OPEN matrix may settle its OPEN and CLOSED batches (and those it locked itself); once
     settlement is requested, exactly the batches it locked; a settled matrix nothing more."""
     if matrix_status == "OPEN":
-        return batch_status in (S.OPEN, S.CLOSED) or (batch_status == S.AWAITING_SETTLEMENT and owned)
+        return batch_status in (OPEN, CLOSED) or (batch_status == AWAITING_SETTLEMENT and owned)
     if matrix_status == "AWAITING_SETTLEMENT":
-        return batch_status == S.AWAITING_SETTLEMENT and owned
+        return batch_status == AWAITING_SETTLEMENT and owned
     return False
 
 
@@ -227,7 +225,7 @@ async def _rollup_rows(conn: Any, matrix: SettlementMatrix, lo: int, hi: int
         key = (r["status"], r["currency"])
         versions[key] += int(r["version"])
         counts[key] += int(r["n"])
-        if r["participant_id"]:
+        if r["participant_id"] and (int(r["debit"]) or int(r["credit"])):  # rows emptied by status moves stay
             accounts.append(_AccountRow(r["status"], False, r["participant_id"], r["currency"], int(r["debit"]),
                                         int(r["credit"])))
     for (status, currency), count in counts.items():
@@ -236,7 +234,7 @@ async def _rollup_rows(conn: Any, matrix: SettlementMatrix, lo: int, hi: int
 
 
 async def _rows(conn: Any, matrix: SettlementMatrix) -> tuple[list[_AccountRow], list[_BatchRow]]:
-    if not is_live(matrix) or not USE_ROLLUP:
+    if not is_live(matrix):
         return await _base_rows(conn, matrix)
     assert matrix.period_start is not None and matrix.period_end is not None
     hours = _full_hours(matrix.period_start, matrix.period_end)
@@ -292,8 +290,8 @@ def _summarise(matrix: SettlementMatrix, accounts: Sequence[_AccountRow], batche
     return MatrixTotals(
         participants=totals(everything),
         settleable=settleable_totals,
-        by_status=[StatusTotal(s, c, v[0], v[1], v[2]) for (s, c), v in sorted(status_sums.items())],
-        by_currency=[CurrencyTotal(c, v[0], v[1], v[2]) for c, v in sorted(currency_sums.items())],
+        by_status=[StatusTotal(s, c, v[0], v[1], v[2]) for (s, c), v in sorted(status_sums.items()) if any(v)],
+        by_currency=[CurrencyTotal(c, v[0], v[1], v[2]) for c, v in sorted(currency_sums.items()) if any(v)],
         batch_count=sum(b.count for b in batches),
         checksum=digest[:40],
     )
@@ -318,7 +316,7 @@ async def owned_totals(conn: Any, matrix_id: int) -> list[AccountTotal]:
     rows = await conn.execute_query_dict(
         "SELECT a.participant_id AS participant_id, a.currency AS currency, SUM(a.debit) AS debit, "
         "SUM(a.credit) AS credit FROM batch b JOIN batch_account a ON a.batch_id = b.id "
-        f"WHERE b.owner_matrix_id = {q.p(matrix_id)} AND b.status = {q.p(S.AWAITING_SETTLEMENT.value)} "
+        f"WHERE b.owner_matrix_id = {q.p(matrix_id)} AND b.status = {q.p(AWAITING_SETTLEMENT)} "
         "GROUP BY 1, 2 ORDER BY 1, 2",
         q.values,
     )
@@ -332,3 +330,70 @@ async def owned_ids(conn: Any, matrix_id: int, status: str) -> list[int]:
         q.values,
     )
     return [int(r["id"]) for r in rows]
+
+
+# -- the hourly rollup (batch_bucket_total) -----------------------------------------------------------
+
+def bucket_of(dialect: str, column: str = "b.window_start") -> str:
+    """SQL for the epoch second of the hour a batch window starts in."""
+    if dialect == "postgres":
+        return f"(EXTRACT(EPOCH FROM {column})::bigint / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
+    return f"(CAST(strftime('%s', {column}) AS INTEGER) / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
+
+
+BUCKET_KEY = "model_id, currency, segment_key, bucket, status, participant_id"
+BUCKET_UPSERT = (
+    f"ON CONFLICT ({BUCKET_KEY}) DO UPDATE SET debit = batch_bucket_total.debit + excluded.debit, "
+    "credit = batch_bucket_total.credit + excluded.credit, "
+    "batch_count = batch_bucket_total.batch_count + excluded.batch_count, version = batch_bucket_total.version + 1"
+)
+MOVE_CHUNK = 20_000
+
+
+async def move_between_statuses(conn: Any, changes: Sequence[tuple[int, str | None]], to_status: str) -> None:
+    """Move changed batches' totals and counts from their old status bucket to `to_status`, in the caller's
+    transaction (under the batch row locks of the status change), so matrix reads stay exact."""
+    moved = [(batch_id, from_status) for batch_id, from_status in changes if from_status and from_status != to_status]
+    dialect = dialect_of(conn)
+    size = MOVE_CHUNK if dialect == "postgres" else 400  # SQLite: bound variables per statement
+    for start in range(0, len(moved), size):
+        chunk = moved[start:start + size]
+        q = Sql(dialect)
+        if dialect == "postgres":
+            ids, statuses = q.p([c[0] for c in chunk]), q.p([c[1] for c in chunk])
+            source = f"SELECT * FROM unnest({ids}::bigint[], {statuses}::text[])"
+        else:
+            source = "VALUES " + ", ".join(f"({q.p(c[0])}, {q.p(c[1])})" for c in chunk)
+        bucket = bucket_of(dialect)
+        target = q.p(to_status)
+        await conn.execute_query(
+            f"WITH c(batch_id, from_status) AS ({source}), "
+            f"moved AS (SELECT b.model_id, b.currency, b.segment_key, {bucket} AS bucket, c.from_status, "
+            "a.participant_id, a.debit, a.credit, 0 AS n FROM c JOIN batch b ON b.id = c.batch_id "
+            "JOIN batch_account a ON a.batch_id = b.id "
+            f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {bucket}, c.from_status, '', 0, 0, 1 "
+            "FROM c JOIN batch b ON b.id = c.batch_id), "
+            "grouped AS (SELECT model_id, currency, segment_key, bucket, from_status, participant_id, "
+            "SUM(debit) AS d, SUM(credit) AS k, SUM(n) AS n FROM moved GROUP BY 1, 2, 3, 4, 5, 6), "
+            "delta AS (SELECT model_id, currency, segment_key, bucket, from_status AS status, participant_id, "
+            "-d AS d, -k AS k, -n AS n FROM grouped UNION ALL "
+            f"SELECT model_id, currency, segment_key, bucket, {target}, participant_id, SUM(d), SUM(k), SUM(n) "
+            "FROM grouped GROUP BY 1, 2, 3, 4, 6) "
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"SELECT model_id, currency, segment_key, bucket, status, participant_id, d, k, n, 1 FROM delta "
+            f"WHERE true ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}",
+            q.values,
+        )
+
+
+async def rebuild_bucket_totals(conn: Any) -> None:
+    """Recompute the whole rollup from the batches (bulk loads and benchmarks; never needed in operation)."""
+    bucket = bucket_of(dialect_of(conn))
+    await conn.execute_query("DELETE FROM batch_bucket_total")
+    await conn.execute_query(
+        f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+        f"SELECT b.model_id, b.currency, b.segment_key, {bucket}, b.status, a.participant_id, SUM(a.debit), "
+        "SUM(a.credit), 0, 1 FROM batch b JOIN batch_account a ON a.batch_id = b.id GROUP BY 1, 2, 3, 4, 5, 6 "
+        f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {bucket}, b.status, '', 0, 0, COUNT(*), 1 "
+        "FROM batch b GROUP BY 1, 2, 3, 4, 5"
+    )

@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from app import batching, clock, errors, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
-from app.batch_store import BatchStore, NewBatch, TransferRow, store_for
+from app.batch_store import BatchStore, NewBatch, TransferRow, account_deltas, store_for
 from app.batching import BatchKey
 from app.errors import DomainError
 
@@ -283,6 +283,7 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
             if p.row.transfer_id not in inserted:
                 _settle_existing(p, raced, outcomes)
     filed = [r for r in rows if r.transfer_id in inserted]
+    await store.add_to_bucket_totals(account_deltas(filed), result.created_batch_ids)
     by_id = {r.transfer_id: r for r in filed}
     for p in fresh:
         row = by_id.get(p.row.transfer_id)

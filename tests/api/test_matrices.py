@@ -171,3 +171,35 @@ async def test_roles(gql):
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     body = await gql.raw("""mutation { requestSettlement(id: "1") { userErrors { code } } }""", role="settler")
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_rolled_up_hours_and_partial_edges_equal_the_batches(gql):
+    """A DYNAMIC matrix reads whole hours from the hourly rollup and the partial hours from the batches; a
+    STATIC matrix of the same batches sums the batches directly: both must agree, through status changes."""
+    await create_model(gql, "RTGS", 60)
+    times = ["14:20", "14:45", "14:59", "15:10", "15:50", "16:05", "16:40"]
+    out = await record(gql, *(transfer(f"t{i}", "a" if i % 2 else "b", "c" if i % 3 else "d", f"{i + 1}.25",
+                                        "EUR" if i == 4 else "USD", committed_at=f"2026-03-02T{t}:00+00:00",
+                                        settlementModel="RTGS") for i, t in enumerate(times)))
+    ids = [r["batch"]["id"] for r in out["results"]]
+    dynamic = await create_matrix(gql, unit="MINUTE", start="2026-03-02T14:30:00+00:00",
+                                  end="2026-03-02T16:15:00+00:00")
+    static = (await gql(CREATE_STATIC, {"b": ids[1:6]}, role="operator"))["createStaticMatrix"]["matrix"]
+    fields = ("batchCount", "participants", "settleable", "byStatus", "byCurrency")
+
+    async def agree() -> None:
+        left, right = await matrix(gql, dynamic["id"]), await matrix(gql, static["id"])
+        assert {f: left[f] for f in fields} == {f: right[f] for f in fields}
+
+    await agree()
+    await gql("""mutation { closeBatch(ref: {transferId: "t3"}) { batch { status } } }""", role="operator")
+    await gql("""mutation { disputeBatch(ref: {transferId: "t4"}) { batch { status } } }""", role="operator")
+    await record(gql, transfer("late", "d", "a", "0.75", committed_at="2026-03-02T15:10:30+00:00",
+                               settlementModel="RTGS"))
+    late = await gql("""{ transfer(transferId: "late") { batch { id sequence } } }""")
+    assert late["transfer"]["batch"]["sequence"] == 2
+    await gql(ADD, {"id": static["id"], "b": [late["transfer"]["batch"]["id"]]}, role="operator")
+    await agree()
+    assert {(s["status"], s["currency"], s["batchCount"]) for s in (await matrix(gql, dynamic["id"]))["byStatus"]} == {
+        ("OPEN", "USD", 4), ("CLOSED", "USD", 1), ("IN_DISPUTE", "EUR", 1)}
+    await check_invariants(gql)

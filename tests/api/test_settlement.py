@@ -407,3 +407,21 @@ async def test_racing_one_step_settlements_settle_each_batch_once(gql, four_eyes
         settled += [b["id"] for b in payload["report"]["batches"]]
     assert sorted(settled, key=int) == ids
     await check_invariants(gql)
+
+
+async def test_matrix_wide_commands_over_many_batches(gql, four_eyes_off):
+    await create_model(gql, "SECONDS", 1)
+    transfers = [transfer(f"s{i}", f"p{i % 7}", f"p{(i + 3) % 7}", f"{i % 50 + 1}.00",
+                          committed_at=f"2026-03-02T14:{i // 60:02d}:{i % 60:02d}+00:00", settlementModel="SECONDS")
+                 for i in range(450)]
+    await record(gql, *transfers)
+    m = await create_matrix(gql, "SECONDS", unit="MINUTE", start="2026-03-02T14:00:00+00:00",
+                            end="2026-03-02T14:10:00+00:00")
+    assert m["batchCount"] == 450
+    closed = await command(gql, CLOSE, "closeMatrix", id=m["id"])
+    assert closed["matrix"]["byStatus"][0]["batchCount"] == 450
+    await check_invariants(gql)
+    settled = await command(gql, SETTLE, "settleMatrix", role="settler", id=m["id"], c=closed["matrix"]["checksum"])
+    assert settled["userErrors"] == [] and len(settled["report"]["batches"]) == 450
+    assert net_sum(settled["report"]["participants"]) == 0
+    await check_invariants(gql)
