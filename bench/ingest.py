@@ -211,11 +211,13 @@ class CpuMeter:
     def _sample(self) -> tuple[float, float, float]:
         server = postgres = 0.0
         own = psutil.Process().cpu_times()
+        self.per_process: dict[int, float] = {}
         with suppress(psutil.Error):
             for proc in [self.root, *self.root.children(recursive=True)]:
                 with suppress(psutil.Error):
                     times = proc.cpu_times()
                     server += times.user + times.system
+                    self.per_process[proc.pid] = times.user + times.system
         for proc in psutil.process_iter(["name", "cpu_times"]):
             if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
                 postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
@@ -223,6 +225,7 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self.start = self._sample()
+        self.per_process_start = self.per_process
         self.started = time.perf_counter()
         return self
 
@@ -232,7 +235,11 @@ class CpuMeter:
         self.server, self.postgres, self.client = (b - a for a, b in zip(self.start, end, strict=True))
 
     def line(self, items: int, unit: str) -> str:
-        return (f"CPU: server {self.server:.1f} s ({self.server / self.seconds * 100:.0f}% of a core, "
+        split = ""
+        if len(self.per_process) > 1:  # uvicorn workers: how evenly the connections landed
+            used = [self.per_process[pid] - self.per_process_start.get(pid, 0.0) for pid in sorted(self.per_process)]
+            split = " = " + " + ".join(f"{u:.1f}" for u in used)
+        return (f"CPU: server {self.server:.1f} s{split} ({self.server / self.seconds * 100:.0f}% of a core, "
                 f"{self.server / items * 1000:.3f} ms/{unit}), postgres {self.postgres:.1f} s "
                 f"({self.postgres / self.seconds * 100:.0f}%; every postgres process on the machine), "
                 f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")
@@ -333,9 +340,12 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
             server.wait()
 
 
-async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
-    response = await http.post("/graphql", json={"query": query, "variables": variables},
-                               headers={"Authorization": f"Bearer {key}"})
+async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str,
+              keep_alive: bool = True) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if not keep_alive:
+        headers["Connection"] = "close"
+    response = await http.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
     body = response.json()
     if response.status_code != 200 or body.get("errors"):
         raise RuntimeError(f"HTTP {response.status_code}: {json.dumps(body)[:300]}")
@@ -361,7 +371,7 @@ def check_payload(data: dict[str, Any], expected: int) -> None:
 
 
 async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients: int,
-                      prefix: str) -> Run:
+                      prefix: str, keep_alive: bool) -> Run:
     run = Run("API recordTransfers")
     calls = (len(rows) + per_call - 1) // per_call
 
@@ -369,7 +379,7 @@ async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
         transfers = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
-        check_payload(await gql(http, RECORD, {"transfers": transfers}, INGEST_KEY), len(chunk))
+        check_payload(await gql(http, RECORD, {"transfers": transfers}, INGEST_KEY, keep_alive), len(chunk))
         run.items += len(chunk)
 
     await drive(base_url, calls, clients, one_call, run)
@@ -543,14 +553,14 @@ async def main(args: argparse.Namespace) -> int:
 
             # warm-up: every worker and connection parses, plans and caches once
             warm_rows = rows[: args.per_call * args.clients * 2]
-            warm = await batched_api(base_url, warm_rows, args.per_call, args.clients, "w")
+            warm = await batched_api(base_url, warm_rows, args.per_call, args.clients, "w", args.keep_alive)
             failures += warm.failures
             expected += warm.items
 
             if not args.skip_batched:
                 profiler.start("batched")
                 with RssSampler(server.pid) as rss, CpuMeter(server.pid) as cpu:
-                    api = await batched_api(base_url, rows, args.per_call, args.clients, "t")
+                    api = await batched_api(base_url, rows, args.per_call, args.clients, "t", args.keep_alive)
                 profiler.stop()
                 failures += api.failures
                 expected += api.items
@@ -614,6 +624,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--transfers", type=int, default=200_000, help="batched: transfers in all")
     parser.add_argument("--per-call", type=int, default=1_000, help="batched: transfers a call")
     parser.add_argument("--clients", type=int, default=4, help="batched: concurrent clients")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="batched: keep each client's connection (default: a new connection a call, so that "
+                             "calls spread over uvicorn workers; 4 kept connections tend to land on one worker)")
     parser.add_argument("--participants", type=int, default=20)
     parser.add_argument("--spread", type=float, default=0.2,
                         help="a call's transfers are committed within this many seconds before it is sent")
