@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # Close code and reason sent to a WebSocket whose subscriber queue overflowed (graphql-transport-ws reserves
 # 4400-4499 for the server; 4429 reads as "too many messages for you").
 SLOW_CONSUMER_CLOSE_CODE = 4429
-DEFAULT_QUEUE_SIZE = 256
+DEFAULT_QUEUE_SIZE = 100  # events (or results) a subscriber may fall behind before it is dropped
 
 
 # eq=False: events compare by identity, so the API layer can key per-event state (fresh loaders) on them.

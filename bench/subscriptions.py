@@ -156,9 +156,16 @@ async def connect_all(ws_url: str, count: int, query: str, variables: dict[str, 
     return subscribers
 
 
-async def fan_out(server: Server, batch_id: str, count: int, rounds: int) -> dict[str, Any]:
+async def fan_out(server: Server, batch_id: str, count: int, rounds: int, profile: str | None = None
+                  ) -> dict[str, Any]:
     subscribers = await connect_all(server.ws_url, count, STATUS)
     rss = server.rss_mb()
+    profiler = None
+    if profile:  # py-spy on the server while the events fan out (not while subscribers connect)
+        profiler = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(server.proc.pid), "-f", "raw",
+            "-o", profile, "-r", "250", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await asyncio.sleep(1)
     upper: list[float] = []
     lower: list[float] = []
     missing = 0
@@ -181,9 +188,59 @@ async def fan_out(server: Server, batch_id: str, count: int, rounds: int) -> dic
             lower.append((received_at - responded) * 1000)
         await asyncio.sleep(1.0)
     rss_after = server.rss_mb()
+    if profiler is not None:
+        profiler.send_signal(2)
+        await profiler.wait()
     for s in subscribers:
         await s.stop()
     return {"upper": upper, "lower": lower, "missing": missing, "rss": rss, "rss_after": rss_after}
+
+
+HEAVY = """subscription { batchStatusChanged { batch { id accounts { participantId currency debit credit net }
+  history { from to at actor reason } } } }"""
+
+
+async def slow_consumers(server: Server, count: int, events: int) -> dict[str, Any]:
+    """`count` subscribers that stop reading (small receive buffers, no compression) while `events` large
+    events (a batch of 400 accounts, ~35 kB each) are published; the server's RSS as it goes, and how each
+    slow subscriber's connection ended once it read again."""
+    now = datetime.now(UTC)
+    transfers = [{"transferId": f"slow-{uuid.uuid4().hex}", "payerId": f"p{i:03d}", "payeeId": f"q{i:03d}",
+                  "amount": "1.00", "currency": "EUR", "committedAt": now.isoformat()} for i in range(200)]
+    data = await server.gql(RECORD, {"t": transfers}, role="ingest")
+    batch_id = data["recordTransfers"]["results"][0]["batch"]["id"]
+    slow = []
+    host, port = server.base_url.split("//")[1].split(":")
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((host, int(port)))
+        ws = await websockets.connect(server.ws_url, subprotocols=["graphql-transport-ws"], sock=sock,
+                                      max_queue=1, compression=None, max_size=2**24)
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {KEYS['viewer']}"}}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": HEAVY}}))
+        slow.append(ws)  # and never read again, until the end
+    await asyncio.sleep(1)
+    rss = [(0, server.rss_mb())]
+    began = time.time()
+    for i in range(1, events + 1):
+        await server.gql(DISPUTE if i % 2 else RESOLVE, {"id": batch_id}, role="operator")
+        if i % max(1, events // 6) == 0:
+            rss.append((i, server.rss_mb()))
+    elapsed = time.time() - began
+    codes: dict[Any, int] = {}
+    for ws in slow:
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), 10)
+        except websockets.ConnectionClosed as closed:
+            key = (closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "no close frame"
+        except TimeoutError:
+            key = "still open"
+        codes[key] = codes.get(key, 0) + 1
+        await ws.close()
+    return {"rss": rss, "codes": codes, "elapsed": elapsed}
 
 
 async def has_matrices(server: Server) -> bool:
@@ -285,15 +342,7 @@ async def main(args: argparse.Namespace) -> None:
         print(f"  commit->receipt upper bound (from event.at):     {summary(baseline['upper'])}")
         print(f"  commit->receipt lower bound (from the response): {summary(baseline['lower'])}")
 
-        profiler = None
-        if args.profile:
-            profiler = await asyncio.create_subprocess_exec(
-                str(Path(sys.executable).with_name("py-spy")), "record", "-p", str(server.proc.pid), "-f", "raw",
-                "-o", args.profile, "-r", "200", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        result = await fan_out(server, batch_id, args.subscribers, args.rounds)
-        if profiler is not None:
-            profiler.send_signal(2)
-            await profiler.wait()
+        result = await fan_out(server, batch_id, args.subscribers, args.rounds, args.profile)
         print(f"\n[fan-out] {args.subscribers} subscribers on one process, {args.rounds} status changes "
               f"(target p99 <= 100 ms, RSS <= 300 MB)")
         print(f"  commit->receipt upper bound (from event.at):     {summary(result['upper'])}")
@@ -303,9 +352,18 @@ async def main(args: argparse.Namespace) -> None:
               f"(after the rounds {result['rss_after']:.0f} MB)")
         print(f"  load average now {os.getloadavg()[0]:.2f}")
 
-        matrix = await matrix_load(server, args.matrix_subscribers, args.rate, args.seconds)
+        if args.slow:
+            slow = await slow_consumers(server, args.slow, args.slow_events)
+            print(f"\n[slow consumers] {args.slow} subscribers stop reading; {args.slow_events} events of ~35 kB "
+                  f"(target: server memory flat, each slow one closed with a reason)")
+            print("  server RSS MB after n events: " + ", ".join(f"{n}: {mb:.0f}" for n, mb in slow["rss"]))
+            print(f"  the events took {slow['elapsed']:.1f} s; how the slow connections ended: {slow['codes']}")
+            print("  (uvicorn also drops a client that answers no ping for 20 + 20 s: code 1011 or no close frame)")
+
+        matrix = (await matrix_load(server, args.matrix_subscribers, args.rate, args.seconds)
+                  if args.matrix_subscribers else None)
         if matrix is None:
-            print("\n[matrix] skipped: this server has no matrixUpdated/createMatrix yet")
+            print("\n[matrix] skipped (--matrix-subscribers 0, or no matrixUpdated/createMatrix on this server)")
         else:
             rates = matrix["pushes_per_s"]
             print(f"\n[matrix] {args.matrix_subscribers} subscribers on matrixUpdated, "
@@ -327,6 +385,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=10, help="status changes measured")
+    parser.add_argument("--slow", type=int, default=20, help="slow consumers (0: skip)")
+    parser.add_argument("--slow-events", type=int, default=300)
     parser.add_argument("--matrix-subscribers", type=int, default=100)
     parser.add_argument("--rate", type=int, default=1000, help="transfers per second into the matrix")
     parser.add_argument("--seconds", type=float, default=10)
