@@ -222,13 +222,13 @@ class BatchModels:
             if len(self._known) > self.size:
                 self._known.popitem(last=False)
             try:
-                found = await Batch.filter(id=batch_id).values_list("model_id", flat=True)
+                found = await Batch.filter(id=batch_id).values("model_id")
             except Exception as exc:
                 self._known.pop(batch_id, None)
                 known.set_exception(exc)
                 known.exception()  # retrieved: waiting subscribers get it, nobody else
                 raise
-            known.set_result(int(found[0]) if found else None)
+            known.set_result(int(found[0]["model_id"]) if found else None)
         return await asyncio.shield(known)
 
 
@@ -250,10 +250,10 @@ async def batch_status_filter(model: str | None, batch_ids: Sequence[str] | None
     ids = frozenset(parse_id(i, "batchIds") for i in batch_ids or ())
     model_id = None
     if model is not None:
-        found = await SettlementModel.filter(name=model).values_list("id", flat=True)
+        found = await SettlementModel.filter(name=model).values("id")
         if not found:
             raise DomainError(errors.UNKNOWN_MODEL, f"no settlement model named {model!r}", ["model"])
-        model_id = int(found[0])
+        model_id = int(found[0]["id"])
     return BatchStatusFilter(model_id, ids)
 
 
