@@ -70,6 +70,10 @@ def _chunks(items: Sequence[Any], size: int = SQLITE_CHUNK) -> Iterable[Sequence
         yield items[start:start + size]
 
 
+MODEL_COLUMNS = "id, name, batch_interval_seconds, currencies, segment_by, is_active, is_default"
+MODELS_SQL = f"SELECT {MODEL_COLUMNS} FROM settlement_model"
+
+
 def account_deltas(rows: Sequence[TransferRow]) -> list[AccountDelta]:
     """What filing `rows` adds to batch accounts: a debit for each payer, a credit for each payee."""
     sums: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [None, 0, 0, 0])
@@ -140,19 +144,28 @@ class BatchStore:
         raise NotImplementedError
 
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
+    async def models_and_transfers(
+        self, transfer_ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+        """The settlement_model rows, and the stored (fingerprint, batch id) of these transfer ids."""
+        return await self.rows(MODELS_SQL), await self.existing_transfers(transfer_ids)
+
     async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, BatchRow]:
         """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
         latest = await self.latest_batches(keys)
         locked = await self.lock_batches([row.id for row in latest.values()])
         return {key: locked[row.id] for key, row in latest.items() if row.id in locked}
 
-    async def file_rows(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
-        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts
-        and to the participants; returns the inserted ids."""
+    async def file_rows(self, rows: Sequence[TransferRow], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
+        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts,
+        to the participants and to the hourly rollup (with the batches this call created); returns the
+        inserted ids."""
         inserted = await self.insert_transfers(rows, now)
         filed = [r for r in rows if r.transfer_id in inserted]
-        await self.add_to_accounts(account_deltas(filed))
+        deltas = account_deltas(filed)
+        await self.add_to_accounts(deltas)
         await self.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
+        await self.add_to_bucket_totals(deltas, created_batch_ids)
         return inserted
 
     # -- shared --------------------------------------------------------------------------------
@@ -238,10 +251,27 @@ class PostgresBatchStore(BatchStore):
             for r in rows
         }
 
-    async def file_rows(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
+    async def models_and_transfers(
+        self, transfer_ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+        # One round trip: the model rows, then the stored transfers (rows with a transfer_id).
+        rows = await self.rows(
+            f"SELECT {MODEL_COLUMNS}, NULL::text AS transfer_id, NULL::text AS fingerprint, "
+            "NULL::bigint AS batch_id FROM settlement_model UNION ALL "
+            "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, transfer_id, fingerprint, batch_id FROM transfer "
+            "WHERE transfer_id = ANY($1::text[])",
+            [list(transfer_ids)],
+        )
+        models = [r for r in rows if r["transfer_id"] is None]
+        existing = {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows if r["transfer_id"] is not None}
+        return models, existing
+
+    async def file_rows(self, rows: Sequence[TransferRow], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
         # One statement: the transfers, then from the rows actually inserted (a concurrent call may have
-        # recorded some ids first) the account sums and the participants, each in key order.
+        # recorded some ids first) the account sums, the participants and the hourly rollup (as
+        # add_to_bucket_totals), each in key order.
         if not rows:
+            await self.add_to_bucket_totals([], created_batch_ids)
             return set()
         ordered = sorted(rows, key=lambda r: r.transfer_id)
         inserted = await self.rows(
@@ -265,14 +295,20 @@ class PostgresBatchStore(BatchStore):
             "  debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
             "  transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count), "
             "participants AS (INSERT INTO participant (id, created_at) "
-            "  SELECT DISTINCT participant_id, $12::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING) "
+            "  SELECT DISTINCT participant_id, $12::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING), "
+            f"buckets AS (INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"  SELECT b.model_id, b.currency, b.segment_key, {bucket_of('postgres')}, b.status, d.participant_id, "
+            "  sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
+            "  FROM (SELECT batch_id, participant_id, debit, credit, 0 AS n FROM legs UNION ALL "
+            "        SELECT c, '', 0, 0, 1 FROM unnest($13::bigint[]) AS c) AS d JOIN batch b ON b.id = d.batch_id "
+            f"  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}) "
             "SELECT transfer_id FROM ins",
             [
                 [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
                 [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
                 [r.committed_at for r in ordered], [r.model_id for r in ordered],
                 [_attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
-                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now,
+                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now, list(created_batch_ids),
             ],
         )
         return {r["transfer_id"] for r in inserted}

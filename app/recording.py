@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 
 from app import batching, clock, errors, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
-from app.batch_store import BatchStore, NewBatch, TransferRow, account_deltas, store_for
+from app.batch_store import MODELS_SQL, BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
 from app.errors import DomainError
 
@@ -183,10 +183,10 @@ def _model_for(name: str | None, models: dict[str, ModelInfo], currency: str) ->
 
 
 async def load_models(store: BatchStore) -> dict[str, ModelInfo]:
-    rows = await store.rows(
-        "SELECT id, name, batch_interval_seconds, currencies, segment_by, is_active, is_default "
-        "FROM settlement_model"
-    )
+    return _model_infos(await store.rows(MODELS_SQL))
+
+
+def _model_infos(rows: Sequence[dict[str, Any]]) -> dict[str, ModelInfo]:
     return {r["name"]: ModelInfo(r["id"], r["name"], r["batch_interval_seconds"],
                                  tuple(_json_list(r["currencies"])), tuple(_json_list(r["segment_by"])),
                                  bool(r["is_active"]), bool(r["is_default"])) for r in rows}
@@ -243,7 +243,9 @@ async def file_transfers(conn: Any, requests: Sequence[TransferRequest], actor: 
 
 async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
     now = clock.now()
-    models = await load_models(store)
+    # The transfers already stored are looked up with the models, before validation, to save a round trip.
+    model_rows, existing = await store.models_and_transfers([r.transfer_id for r in requests])
+    models = _model_infos(model_rows)
     outcomes: list[Outcome] = [Outcome(r.transfer_id, "REJECTED") for r in requests]
     valid: list[Prepared] = []
     first_seen: dict[str, Prepared] = {}
@@ -267,7 +269,6 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
     if not valid:
         return _link_in_call_duplicates(result, requests, first_seen)
 
-    existing = await store.existing_transfers([p.row.transfer_id for p in valid])
     fresh = [p for p in valid if not _settle_existing(p, existing, outcomes)]
 
     refund_targets = await _disputed_refund_targets(store, fresh)
@@ -276,14 +277,13 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
     rows = [
         _with_batch(p.row, refund_targets.get(p.index) or targets[p.key]) for p in fresh
     ]
-    inserted = await store.file_rows(rows, now) if rows else set()
+    inserted = await store.file_rows(rows, now, result.created_batch_ids) if rows else set()
     if len(inserted) < len(rows):  # lost a race to a concurrent call recording the same ids
         raced = await store.existing_transfers([r.transfer_id for r in rows if r.transfer_id not in inserted])
         for p in fresh:
             if p.row.transfer_id not in inserted:
                 _settle_existing(p, raced, outcomes)
     filed = [r for r in rows if r.transfer_id in inserted]
-    await store.add_to_bucket_totals(account_deltas(filed), result.created_batch_ids)
     by_id = {r.transfer_id: r for r in filed}
     for p in fresh:
         row = by_id.get(p.row.transfer_id)

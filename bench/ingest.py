@@ -279,7 +279,7 @@ def _dsn(url: str) -> str:
 
 
 async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"settlegraph_bench_{uuid.uuid4().hex[:10]}"
+    name = f"settlegraph_bench_ingest_{uuid.uuid4().hex[:10]}"
     prefix, _, _ = base_url.rstrip("/").rpartition("/")
     admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
     try:
@@ -408,8 +408,8 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
     """The same rows through the same SQL over plain asyncpg, no HTTP/GraphQL/Tortoise.
 
     core=False: the filing statements only (resolve/lock the OPEN batches, insert the transfers via unnest,
-    upsert the batch accounts, the participants: PostgresBatchStore.latest_batches_locked, create_batch,
-    file_rows), rows validated and keyed by recording.prepare beforehand.
+    upsert the batch accounts, the participants, the hourly rollup: PostgresBatchStore.latest_batches_locked,
+    create_batch, file_rows), rows validated and keyed by recording.prepare beforehand.
     core=True: app.recording.file_transfers as the server runs it (model lookup, duplicate check, ...).
     """
     run = Run("asyncpg, recording core" if core else "asyncpg, same SQL")
@@ -443,7 +443,7 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     result = recording.RecordingResult([])
     targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
     rows = [recording._with_batch(p.row, targets[p.key]) for p in prepared]
-    return len(await store.file_rows(rows, now))
+    return len(await store.file_rows(rows, now, result.created_batch_ids))
 
 
 async def single_api(base_url: str, rows: Sequence[Row], clients: int, seconds: float,
