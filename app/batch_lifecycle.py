@@ -9,7 +9,7 @@ from datetime import datetime
 from app import errors
 from app.batch_store import BatchStore
 from app.errors import DomainError
-from app.matrix_totals import move_between_statuses
+from app.matrix_totals import apply_bucket_moves, bucket_sums
 
 
 class BatchStatus(enum.StrEnum):
@@ -87,6 +87,7 @@ async def apply(
     reason: str | None,
     now: datetime,
     matrix_id: int | None = None,
+    move_totals: bool = True,
 ) -> tuple[list[StatusChange], list[Skipped]]:
     """Apply `action` to every batch that allows it, under row locks, inside the caller's transaction.
 
@@ -110,9 +111,11 @@ async def apply(
         owner = matrix_id if rule.target is BatchStatus.AWAITING_SETTLEMENT else None
         if rule.target is BatchStatus.SETTLED:
             owner = matrix_id  # a settled batch remembers the matrix that settled it
+        # The hourly rollup of matrix totals follows the batches from their old status to the new one
+        # (unless the caller moves them: settlement reuses the sums for its report).
+        moves = await bucket_sums(store.conn, [c.batch_id for c in changes]) if move_totals else []
         await store.set_status([c.batch_id for c in changes], rule.target, owner, now)
-        # The hourly rollup of matrix totals follows the batches from their old status to the new one.
-        await move_between_statuses(store.conn, [(c.batch_id, c.from_status) for c in changes], rule.target)
+        await apply_bucket_moves(store.conn, moves, rule.target)
         await store.add_history([(c.batch_id, c.from_status, c.to_status) for c in changes], now, actor,
                                 reason, matrix_id)
     return changes, skipped

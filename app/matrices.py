@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from tortoise.connection import get_connection
 from tortoise.exceptions import OperationalError, TransactionManagementError
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -122,7 +123,7 @@ def validate_criteria(model: SettlementModel, spec: CriteriaInput) -> Criteria:
 def contains(matrix: SettlementMatrix, members: set[int], batch: Batch) -> bool:
     """Whether the matrix holds the batch now: by its criteria while it is a live DYNAMIC matrix, else listed."""
     if not mt.is_live(matrix):
-        return batch.id in members
+        return batch.id in members or batch.owner_matrix_id == matrix.id
     currencies = mt.split_set(matrix.currencies)
     statuses = mt.split_set(matrix.batch_statuses)
     assert matrix.period_start is not None and matrix.period_end is not None
@@ -162,7 +163,8 @@ def member_query(matrix: SettlementMatrix) -> QuerySet[Batch]:
         if statuses:
             query = query.filter(status__in=statuses)
         return query
-    return Batch.filter(matrix_members__matrix_id=matrix.id)
+    listed = MatrixBatch.filter(matrix_id=matrix.id).values("batch_id")
+    return Batch.filter(Q(owner_matrix_id=matrix.id) | Q(id__in=Subquery(listed)))
 
 
 async def matrices_containing(batch_ids: Sequence[int]) -> dict[int, list[SettlementMatrix]]:
@@ -178,7 +180,8 @@ async def matrices_containing(batch_ids: Sequence[int]) -> dict[int, list[Settle
     for link in await MatrixBatch.filter(batch_id__in=ids).values("matrix_id", "batch_id"):
         listed[link["matrix_id"]].add(link["batch_id"])
     model_ids = {b.model_id for b in batches}  # type: ignore[attr-defined]
-    candidates = await SettlementMatrix.filter(id__in=list(listed)) if listed else []
+    frozen = set(listed) | {b.owner_matrix_id for b in batches if b.owner_matrix_id is not None}
+    candidates = await SettlementMatrix.filter(id__in=list(frozen)) if frozen else []
     live = await SettlementMatrix.filter(type=MatrixType.DYNAMIC, status=MatrixStatus.OPEN,
                                          model_id__in=list(model_ids))
     for matrix in {m.id: m for m in [*candidates, *live]}.values():
@@ -223,15 +226,13 @@ def parse_batch_ids(values: Sequence[str | int]) -> list[int]:
 
     if len(values) > MAX_BATCH_IDS:
         raise DomainError(errors.VALIDATION, f"at most {MAX_BATCH_IDS} batch ids a call", ["batchIds"])
-    ids: list[int] = []
+    ids: dict[int, None] = {}  # ordered, without repeats
     for index, value in enumerate(values):
         try:
-            number = parse_id(value, "batchIds")
+            ids[parse_id(value, "batchIds")] = None
         except DomainError as exc:
             raise DomainError(exc.code, exc.message, ["batchIds", str(index)]) from None
-        if number not in ids:
-            ids.append(number)
-    return ids
+    return list(ids)
 
 
 async def _require_batches(ids: Sequence[int]) -> None:
@@ -244,11 +245,11 @@ async def _require_batches(ids: Sequence[int]) -> None:
 async def create_static(batch_ids: Sequence[str | int], actor: str) -> SettlementMatrix:
     ids = parse_batch_ids(batch_ids)
     now = clock.now()
-    async with in_transaction():
+    async with in_transaction() as conn:
         await _require_batches(ids)
         matrix = await SettlementMatrix.create(type=MatrixType.STATIC, status=MatrixStatus.OPEN, created_at=now,
                                                created_by=actor, updated_at=now)
-        await MatrixBatch.bulk_create([MatrixBatch(matrix_id=matrix.id, batch_id=i) for i in ids])
+        await mt.add_members(conn, matrix.id, ids)
     return matrix
 
 
@@ -276,7 +277,7 @@ async def _touch(matrix: SettlementMatrix, now: datetime, **changes: Any) -> Non
 
 async def edit_static(matrix_id: int, batch_ids: Sequence[str | int], add: bool) -> CommandResult:
     ids = parse_batch_ids(batch_ids)
-    async with in_transaction():
+    async with in_transaction() as conn:
         matrix = await _locked_matrix(matrix_id)
         if matrix.type != MatrixType.STATIC:
             raise DomainError(errors.VALIDATION, f"matrix {matrix_id} is DYNAMIC: its criteria choose its batches",
@@ -289,7 +290,7 @@ async def edit_static(matrix_id: int, batch_ids: Sequence[str | int], add: bool)
             await _require_batches(ids)
             fresh = [i for i in ids if i not in present]
             skipped = [Skipped(i, "already in the matrix") for i in ids if i in present]
-            await MatrixBatch.bulk_create([MatrixBatch(matrix_id=matrix.id, batch_id=i) for i in fresh])
+            await mt.add_members(conn, matrix.id, fresh)
             changed = bool(fresh)
         else:
             gone = [i for i in ids if i in present]
@@ -345,7 +346,8 @@ async def _matrix_wide(matrix_id: int, action: Action, actor: str, reason: str |
             rows = await store.lock_batches(ids, exclusive=True)
             rule = TRANSITIONS[action]
             targets = [i for i in ids if i in rows and rows[i].status in rule.sources]
-            skipped = [Skipped(i, why) for i in ids if i in rows and i not in targets
+            chosen = set(targets)
+            skipped = [Skipped(i, why) for i in ids if i in rows and i not in chosen
                        and (why := _skip_reason(action, rows[i], matrix.id))]
             changes, refused = await apply(store, targets, action, actor=actor, reason=reason, now=now,
                                            matrix_id=matrix.id)
@@ -394,7 +396,8 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     rows = await store.lock_batches(ids, exclusive=True)  # every member, in id order: racing matrices queue here
     await _check_checksum(conn, matrix, expected)
     settleable = [i for i in ids if i in rows and mt.is_settleable(matrix.status, rows[i].status, False)]
-    skipped = [Skipped(i, _unsettleable(rows[i], matrix.id)) for i in ids if i in rows and i not in settleable]
+    chosen = set(settleable)
+    skipped = [Skipped(i, _unsettleable(rows[i], matrix.id)) for i in ids if i in rows and i not in chosen]
     if not settleable:
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(ids)} batch(es), "
                           f"none OPEN or CLOSED)", ["id"])
@@ -403,8 +406,8 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id)
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
                                   matrix_id=matrix.id)
-    if matrix.type == MatrixType.DYNAMIC:
-        await MatrixBatch.bulk_create([MatrixBatch(matrix_id=matrix.id, batch_id=i) for i in ids], batch_size=5000)
+    if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
+        await mt.add_members(conn, matrix.id, [i for i in ids if i not in chosen])
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)
     return CommandResult(matrix, closed + locked, skipped + refused)
 
@@ -455,17 +458,22 @@ async def settle_matrix(matrix_id: int, expected: str | None, actor: str, four_e
                 if four_eyes and matrix.requested_by == actor:
                     raise DomainError(FOUR_EYES, f"{actor} requested this settlement; four-eyes needs another "
                                       "user to settle it", ["id"])
-                ids = await mt.member_ids(conn, matrix)
-                rows = await store.lock_batches(ids, exclusive=True)
+                # What it locked cannot change (only this matrix's commands move those batches, and its row is
+                # locked): no need to lock the other members, which it will not touch; they are reported.
                 await _check_checksum(conn, matrix, expected)
-                result.skipped = [Skipped(i, _unsettleable(r, matrix.id)) for i, r in rows.items()
-                                  if not mt.is_settleable(matrix.status, r.status, r.owner_matrix_id == matrix.id)]
+                result.skipped = [Skipped(r[0], _unsettleable(BatchRow(*r), matrix.id))
+                                  for r in await mt.unowned_members(conn, matrix)]
             owned = await mt.owned_ids(conn, matrix.id, BatchStatus.AWAITING_SETTLEMENT)
             if not owned:
                 raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
-            settled_totals = await mt.owned_totals(conn, matrix.id)
-            settled, refused = await apply(store, owned, Action.SETTLE, actor=actor,
-                                           reason=f"settled in matrix {matrix.id}", now=now, matrix_id=matrix.id)
+            # One pass over the settled batches' accounts gives both the report and the rollup move.
+            moves = await mt.bucket_sums(conn, owned)
+            settled_totals = mt.participant_totals(moves)
+            settled, refused = await apply(store, owned, Action.SETTLE, actor=actor, reason=f"settled in matrix "
+                                           f"{matrix.id}", now=now, matrix_id=matrix.id, move_totals=False)
+            if refused:  # cannot happen: the batches are locked to this matrix, which is locked too
+                raise DomainError(errors.INTERNAL, f"matrix {matrix.id}: {len(refused)} locked batch(es) refused")
+            await mt.apply_bucket_moves(conn, moves, BatchStatus.SETTLED.value)
             settlement = await Settlement.create(matrix_id=matrix.id, requested_by=matrix.requested_by,
                                                  settled_by=actor, settled_at=now)
             await SettlementTotal.bulk_create([

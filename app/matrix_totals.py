@@ -59,7 +59,10 @@ def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = Non
                   end: datetime | None = None) -> str:
     """The SQL condition on `batch b` that selects the matrix's batches (optionally a sub-range of windows)."""
     if not is_live(matrix):
-        return f"b.id IN (SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {q.p(matrix.id)})"
+        # Listed batches, and the ones it locked (or settled): a frozen DYNAMIC matrix lists only the rest.
+        m = q.p(matrix.id)
+        listed = f"SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {m}"
+        return f"(b.owner_matrix_id = {m} OR b.id IN ({listed}))"
     parts = [
         f"b.model_id = {q.p(matrix.model_id)}",  # type: ignore[attr-defined]
         f"b.window_start >= {q.p(start or matrix.period_start)}",
@@ -76,10 +79,11 @@ def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = Non
     return " AND ".join(parts)
 
 
-# The condition on the outer `batch` table (as Tortoise names it) for BatchFilter.inAnyMatrix: listed in a
-# matrix, or matching an OPEN DYNAMIC matrix's criteria. Plain SQL, the same in both dialects.
+# The condition on the outer `batch` table (as Tortoise names it) for BatchFilter.inAnyMatrix: locked or settled
+# by a matrix, listed in one, or matching an OPEN DYNAMIC matrix's criteria. Plain SQL, the same in both dialects.
 IN_ANY_MATRIX_SQL = (
-    "CASE WHEN EXISTS (SELECT 1 FROM matrix_batch mb WHERE mb.batch_id = \"batch\".\"id\") "
+    "CASE WHEN \"batch\".\"owner_matrix_id\" IS NOT NULL "
+    "OR EXISTS (SELECT 1 FROM matrix_batch mb WHERE mb.batch_id = \"batch\".\"id\") "
     "OR EXISTS (SELECT 1 FROM settlement_matrix m WHERE m.type = 'DYNAMIC' AND m.status = 'OPEN' "
     "AND m.model_id = \"batch\".\"model_id\" AND \"batch\".\"window_start\" >= m.period_start "
     "AND \"batch\".\"window_start\" < m.period_end "
@@ -304,10 +308,22 @@ async def totals(conn: Any, matrix: SettlementMatrix) -> MatrixTotals:
 
 async def member_ids(conn: Any, matrix: SettlementMatrix) -> list[int]:
     q = Sql(dialect_of(conn))
-    rows = await conn.execute_query_dict(
-        f"SELECT b.id AS id FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id", q.values
-    )
-    return [int(r["id"]) for r in rows]
+    _, rows = await conn.execute_query(f"SELECT b.id FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id",
+                                       q.values)
+    return [int(r[0]) for r in rows]
+
+
+async def add_members(conn: Any, matrix_id: int, batch_ids: Sequence[int]) -> None:
+    """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
+    if not batch_ids:
+        return
+    if dialect_of(conn) == "postgres":
+        await conn.execute_query(
+            "INSERT INTO matrix_batch (matrix_id, batch_id) SELECT $1, b FROM unnest($2::bigint[]) AS b ORDER BY b "
+            "ON CONFLICT DO NOTHING", [matrix_id, list(batch_ids)])
+        return
+    await conn.execute_many("INSERT INTO matrix_batch (matrix_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            [[matrix_id, batch_id] for batch_id in batch_ids])
 
 
 async def owned_totals(conn: Any, matrix_id: int) -> list[AccountTotal]:
@@ -325,11 +341,23 @@ async def owned_totals(conn: Any, matrix_id: int) -> list[AccountTotal]:
 
 async def owned_ids(conn: Any, matrix_id: int, status: str) -> list[int]:
     q = Sql(dialect_of(conn))
-    rows = await conn.execute_query_dict(
+    _, rows = await conn.execute_query(
         f"SELECT id FROM batch WHERE owner_matrix_id = {q.p(matrix_id)} AND status = {q.p(status)} ORDER BY id",
         q.values,
     )
-    return [int(r["id"]) for r in rows]
+    return [int(r[0]) for r in rows]
+
+
+async def unowned_members(conn: Any, matrix: SettlementMatrix) -> list[tuple[int, str, int, int | None]]:
+    """The members of a frozen matrix that it has not locked (disputed, settled or locked elsewhere)."""
+    q = Sql(dialect_of(conn))
+    rows = await conn.execute_query_dict(
+        f"SELECT b.id AS id, b.status AS status, b.sequence AS sequence, b.owner_matrix_id AS owner FROM batch b "
+        f"WHERE {members_where(q, matrix)} AND (b.owner_matrix_id IS NULL OR b.owner_matrix_id <> {q.p(matrix.id)} "
+        f"OR b.status <> {q.p(AWAITING_SETTLEMENT)}) ORDER BY b.id",
+        q.values,
+    )
+    return [(int(r["id"]), r["status"], int(r["sequence"]), r["owner"]) for r in rows]
 
 
 # -- the hourly rollup (batch_bucket_total) -----------------------------------------------------------
@@ -347,43 +375,90 @@ BUCKET_UPSERT = (
     "credit = batch_bucket_total.credit + excluded.credit, "
     "batch_count = batch_bucket_total.batch_count + excluded.batch_count, version = batch_bucket_total.version + 1"
 )
-MOVE_CHUNK = 20_000
+SQLITE_CHUNK = 400  # bound variables per statement
 
 
-async def move_between_statuses(conn: Any, changes: Sequence[tuple[int, str | None]], to_status: str) -> None:
-    """Move changed batches' totals and counts from their old status bucket to `to_status`, in the caller's
-    transaction (under the batch row locks of the status change), so matrix reads stay exact."""
-    moved = [(batch_id, from_status) for batch_id, from_status in changes if from_status and from_status != to_status]
+@dataclass(frozen=True)
+class BucketMove:
+    """The sums of some batches of one rollup row (key without status), leaving `from_status`."""
+
+    model_id: int
+    currency: str
+    segment_key: str
+    bucket: int
+    from_status: str
+    participant_id: str
+    debit: int
+    credit: int
+    batch_count: int
+
+
+async def bucket_sums(conn: Any, batch_ids: Sequence[int]) -> list[BucketMove]:
+    """The rollup contributions of these batches under their current status, per rollup row."""
     dialect = dialect_of(conn)
-    size = MOVE_CHUNK if dialect == "postgres" else 400  # SQLite: bound variables per statement
-    for start in range(0, len(moved), size):
-        chunk = moved[start:start + size]
+    bucket = bucket_of(dialect)
+    found: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    size = len(batch_ids) if dialect == "postgres" else SQLITE_CHUNK
+    for start in range(0, len(batch_ids), max(size, 1)):
+        chunk = list(batch_ids[start:start + size])
         q = Sql(dialect)
-        if dialect == "postgres":
-            ids, statuses = q.p([c[0] for c in chunk]), q.p([c[1] for c in chunk])
-            source = f"SELECT * FROM unnest({ids}::bigint[], {statuses}::text[])"
-        else:
-            source = "VALUES " + ", ".join(f"({q.p(c[0])}, {q.p(c[1])})" for c in chunk)
-        bucket = bucket_of(dialect)
-        target = q.p(to_status)
-        await conn.execute_query(
-            f"WITH c(batch_id, from_status) AS ({source}), "
-            f"moved AS (SELECT b.model_id, b.currency, b.segment_key, {bucket} AS bucket, c.from_status, "
-            "a.participant_id, a.debit, a.credit, 0 AS n FROM c JOIN batch b ON b.id = c.batch_id "
-            "JOIN batch_account a ON a.batch_id = b.id "
-            f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {bucket}, c.from_status, '', 0, 0, 1 "
-            "FROM c JOIN batch b ON b.id = c.batch_id), "
-            "grouped AS (SELECT model_id, currency, segment_key, bucket, from_status, participant_id, "
-            "SUM(debit) AS d, SUM(credit) AS k, SUM(n) AS n FROM moved GROUP BY 1, 2, 3, 4, 5, 6), "
-            "delta AS (SELECT model_id, currency, segment_key, bucket, from_status AS status, participant_id, "
-            "-d AS d, -k AS k, -n AS n FROM grouped UNION ALL "
-            f"SELECT model_id, currency, segment_key, bucket, {target}, participant_id, SUM(d), SUM(k), SUM(n) "
-            "FROM grouped GROUP BY 1, 2, 3, 4, 6) "
-            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
-            f"SELECT model_id, currency, segment_key, bucket, status, participant_id, d, k, n, 1 FROM delta "
-            f"WHERE true ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}",
+        chosen = f"= ANY({q.p(chunk)}::bigint[])" if dialect == "postgres" else f"IN ({q.in_list(chunk)})"
+        rows = await conn.execute_query_dict(
+            f"SELECT b.model_id AS model_id, b.currency AS currency, b.segment_key AS segment_key, "
+            f"{bucket} AS bucket, b.status AS status, a.participant_id AS participant_id, "
+            "SUM(a.debit) AS d, SUM(a.credit) AS k, 0 AS n FROM batch b JOIN batch_account a ON a.batch_id = b.id "
+            f"WHERE b.id {chosen} GROUP BY 1, 2, 3, 4, 5, 6 "
+            f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {bucket}, b.status, '', 0, 0, COUNT(*) "
+            f"FROM batch b WHERE b.id {chosen} GROUP BY 1, 2, 3, 4, 5",
             q.values,
         )
+        for r in rows:
+            key = (r["model_id"], r["currency"], r["segment_key"], int(r["bucket"]), r["status"], r["participant_id"])
+            sums = found[key]
+            sums[0] += int(r["d"])
+            sums[1] += int(r["k"])
+            sums[2] += int(r["n"])
+    return [BucketMove(*key, *sums) for key, sums in found.items()]
+
+
+def participant_totals(moves: Sequence[BucketMove]) -> list[AccountTotal]:
+    """Per participant and currency, the sums of the moved batches."""
+    sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for m in moves:
+        if m.participant_id:
+            sums[(m.participant_id, m.currency)][0] += m.debit
+            sums[(m.participant_id, m.currency)][1] += m.credit
+    return [AccountTotal(p, c, d, k) for (p, c), (d, k) in sorted(sums.items())]
+
+
+async def apply_bucket_moves(conn: Any, moves: Sequence[BucketMove], to_status: str) -> None:
+    """Take the sums out of their old status rows and add them to the `to_status` rows: a few rows per hour."""
+    deltas: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for m in moves:
+        if m.from_status == to_status:
+            continue
+        for status, sign in ((m.from_status, -1), (to_status, 1)):
+            sums = deltas[(m.model_id, m.currency, m.segment_key, m.bucket, status, m.participant_id)]
+            sums[0] += sign * m.debit
+            sums[1] += sign * m.credit
+            sums[2] += sign * m.batch_count
+    if not deltas:
+        return
+    rows = [(*key, *sums) for key, sums in sorted(deltas.items())]  # key order: no deadlock between movers
+    if dialect_of(conn) == "postgres":
+        columns = list(zip(*rows, strict=True))
+        await conn.execute_query(
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            "SELECT *, 1 FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], "
+            f"$7::bigint[], $8::bigint[], $9::int[]) {BUCKET_UPSERT}",
+            [list(column) for column in columns],
+        )
+        return
+    await conn.execute_many(
+        f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) {BUCKET_UPSERT}",
+        [list(r) for r in rows],
+    )
 
 
 async def rebuild_bucket_totals(conn: Any) -> None:
