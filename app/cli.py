@@ -70,8 +70,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     asyncio.run(_migrate(settings))
     log.info("serving", extra={"host": args.host, "port": args.port, "workers": args.workers,
                                "database": _safe_url(settings.database_url)})
+    # access_log off: app/logs.py keeps uvicorn.access at WARNING anyway, so the per-request call is waste.
     uvicorn.run("app.cli:create_app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_config=None, ws="websockets-sansio", lifespan="on")
+                workers=args.workers, log_config=None, ws="websockets-sansio", lifespan="on", access_log=False)
     return 0
 
 
