@@ -275,7 +275,7 @@ async def matrix_load(server: Server, subscribers: int, rate: int, seconds: floa
     call = 0
     while time.time() - began < seconds:
         batch = [{"transferId": f"m-{uuid.uuid4().hex}", "payerId": f"p{i % 10}", "payeeId": f"q{i % 7}",
-                  "amount": "1.00", "currency": "USD", "committedAt": datetime.now(UTC).isoformat()}
+                  "amount": "1", "currency": "JPY", "committedAt": datetime.now(UTC).isoformat()}
                  for i in range(per_call)]
         started = time.time()
         await server.gql(RECORD, {"t": batch}, role="ingest")
@@ -287,19 +287,21 @@ async def matrix_load(server: Server, subscribers: int, rate: int, seconds: floa
             await asyncio.sleep(delay)
     elapsed = time.time() - began
     await asyncio.sleep(1.5)
-    # Each transfer is 1.00 USD, so a push's USD debit counts the transfers it includes: the delay of a call is
-    # from its request's start (before its commit) to the first push that includes it.
+    # Each transfer is 1 JPY (a currency nothing else here uses), so a push's JPY debit counts the transfers it
+    # includes: the delay of a call is from its request's start (before its commit) to the first push with it.
+    def jpy(push: dict[str, Any]) -> float:
+        return float(next((c["debit"] for c in push["data"]["matrixUpdated"]["byCurrency"]
+                           if c["currency"] == "JPY"), "0"))
+
     delays: list[float] = []
     for s in subs:
-        seen = [(t, float(next((c["debit"] for c in p["data"]["matrixUpdated"]["byCurrency"]
-                                 if c["currency"] == "USD"), "0"))) for t, p in s.received]
+        seen = [(t, jpy(p)) for t, p in s.received]
         for started, total in calls:
             first = next((t for t, debit in seen if debit >= total), None)
             if first is not None:
                 delays.append((first - started) * 1000)
     pushes = [len(s.received) for s in subs]
-    complete = sum(1 for s in subs if s.received and
-                   float(s.received[-1][1]["data"]["matrixUpdated"]["byCurrency"][0]["debit"]) >= recorded)
+    complete = sum(1 for s in subs if s.received and jpy(s.received[-1][1]) == recorded)
     for s in subs:
         await s.stop()
     return {"pushes_per_s": [p / elapsed for p in pushes], "delays": delays, "transfers_per_s": recorded / elapsed,
