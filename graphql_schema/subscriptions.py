@@ -24,6 +24,7 @@ from typing import Any
 import strawberry
 from graphql import OperationDefinitionNode, OperationType, parse
 from graphql.error import GraphQLError
+from starlette.websockets import WebSocket
 from strawberry.types import Info
 from strawberry.types.execution import ExecutionResult
 
@@ -54,7 +55,8 @@ def resolving(event: object) -> None:
 async def disconnect_slow_consumer(context: Any, overflow: events.SubscriberOverflow) -> None:
     """Close the connection with a clear reason, then wait to be cancelled when the connection ends."""
     websocket: Any = context.request
-    if websocket is None:  # a shared execution fell behind the bus: its subscribers get the error
+    if not isinstance(websocket, WebSocket):
+        # A shared execution that fell behind the bus (its subscribers get the error), or a stream over HTTP.
         raise overflow
     log.warning("disconnecting a slow subscriber (%s)", context.actor)
     try:
@@ -215,6 +217,19 @@ class SharedSubscriptions:
     (document, variables, operation name, roles) and their results fanned out to every subscriber."""
 
     _shared: dict[tuple[Any, ...], _SharedStream]
+
+    async def execute(  # type: ignore[no-untyped-def]
+        self, query, variable_values=None, context_value=None, root_value=None, operation_name=None,
+        allowed_operation_types=None, operation_extensions=None,
+    ):
+        """A subscription sent as a plain HTTP request is answered with where to subscribe."""
+        if query is not None and _subscription_fields(query, operation_name):
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql",
+                extensions={"code": "BAD_REQUEST"})])
+        return await super().execute(  # type: ignore[misc]
+            query, variable_values, context_value, root_value, operation_name, allowed_operation_types,
+            operation_extensions)
 
     async def stream(  # type: ignore[no-untyped-def]
         self, query, variable_values=None, context_value=None, root_value=None, operation_name=None,

@@ -248,3 +248,10 @@ async def test_identical_subscriptions_share_one_execution(gql, server):
         await gql(DISPUTE, {"id": "t1"}, role="operator")
         assert (await b.next())["batchStatusChanged"]["to"] == "IN_DISPUTE"
     assert await settled(before) == before
+
+
+async def test_a_subscription_over_plain_http_says_where_to_subscribe(gql):
+    body = await gql.raw(STATUS, role="viewer")
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
+    assert "WebSocket" in body["errors"][0]["message"]
