@@ -68,7 +68,8 @@ async def test_pages_and_filters(gql):
     assert [e["node"]["name"] for e in page["edges"]] == [
         "DEFAULT.USD.2026.03.02.12.00.001", "DEFAULT.USD.2026.03.02.13.00.001", "DEFAULT.USD.2026.03.02.14.00.001"]
     nested = await gql("""{ settlementModel(name: "DEFAULT") { batches(filter: {currencies: ["EUR"]}) {
-        totalCount edges { node { name transfers(first: 1) { totalCount edges { node { transferId amount } } } } } } } }""")
+        totalCount edges { node { name transfers(first: 1) {
+            totalCount edges { node { transferId amount } } } } } } } }""")
     batches = nested["settlementModel"]["batches"]
     assert batches["totalCount"] == 1
     assert batches["edges"][0]["node"]["transfers"]["edges"][0]["node"] == {"transferId": "e1", "amount": "10.00"}

@@ -174,7 +174,8 @@ async def test_participants_show_live_unsettled_net(gql):
                  transfer("t3", "p1", "p3", "100", currency="JPY"))
     data = await gql("{ participants { id positions { currency unsettledNet settledNet settlementBalance } } }")
     positions = {p["id"]: {x["currency"]: x["unsettledNet"] for x in p["positions"]} for p in data["participants"]}
-    assert positions == {"p1": {"USD": "-5.00", "JPY": "-100"}, "p2": {"USD": "3.00"}, "p3": {"USD": "2.00", "JPY": "100"}}
+    assert positions == {"p1": {"USD": "-5.00", "JPY": "-100"}, "p2": {"USD": "3.00"},
+                         "p3": {"USD": "2.00", "JPY": "100"}}
     one = await gql("""{ participant(id: "p2") { id positions { currency unsettledNet } } }""")
     assert one["participant"] == {"id": "p2", "positions": [{"currency": "USD", "unsettledNet": "3.00"}]}
     assert (await gql("""{ participant(id: "nobody") { id } }"""))["participant"] is None
