@@ -442,7 +442,9 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     prepared = [recording.prepare(r, i, models, now) for i, r in enumerate(requests)]
     result = recording.RecordingResult([])
     targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
-    rows = [recording._with_batch(p.row, targets[p.key]) for p in prepared]
+    for p in prepared:
+        p.row.batch_id = targets[p.key]
+    rows = [p.row for p in prepared]
     return len(await store.file_rows(rows, now, result.created_batch_ids))
 
 
