@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry.types import Info
 
-from app import matrices, money
+from app import matrices
 from app import matrix_totals as mt
 from app.batch_lifecycle import Skipped
 from graphql_schema.common import Attribute, AttributeInput, attributes_of
 from graphql_schema.enums import BatchStatus, TimeUnit
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo
-from graphql_schema.scalars import Amount
+from graphql_schema.scalars import Amount, amount
 from models.matrices import Settlement as SettlementRow
 from models.matrices import SettlementMatrix as MatrixRow
 
@@ -54,10 +54,9 @@ class ParticipantTotal:
 
     @classmethod
     def of(cls, total: mt.AccountTotal) -> ParticipantTotal:
-        fmt = money.format_minor
         return cls(participant_id=total.participant_id, currency=total.currency,
-                   debit=fmt(total.debit, total.currency), credit=fmt(total.credit, total.currency),
-                   net=fmt(total.net, total.currency))
+                   debit=amount(total.debit, total.currency), credit=amount(total.credit, total.currency),
+                   net=amount(total.net, total.currency))
 
 
 @strawberry.type
@@ -160,16 +159,14 @@ class SettlementMatrix:
 
     @strawberry.field
     async def by_status(self, info: Info) -> list[StatusTotal]:
-        fmt = money.format_minor
         return [StatusTotal(status=BatchStatus(t.status), currency=t.currency, batch_count=t.batch_count,
-                            debit=fmt(t.debit, t.currency), credit=fmt(t.credit, t.currency))
+                            debit=amount(t.debit, t.currency), credit=amount(t.credit, t.currency))
                 for t in (await self._totals(info)).by_status]
 
     @strawberry.field
     async def by_currency(self, info: Info) -> list[CurrencyTotal]:
-        fmt = money.format_minor
-        return [CurrencyTotal(currency=t.currency, batch_count=t.batch_count, debit=fmt(t.debit, t.currency),
-                              credit=fmt(t.credit, t.currency))
+        return [CurrencyTotal(currency=t.currency, batch_count=t.batch_count, debit=amount(t.debit, t.currency),
+                              credit=amount(t.credit, t.currency))
                 for t in (await self._totals(info)).by_currency]
 
     @strawberry.field(description="Digest of the settleable content; pass it as expectedChecksum.")
