@@ -448,15 +448,23 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     return len(await store.file_rows(rows, now, result.created_batch_ids))
 
 
-async def single_api(base_url: str, rows: Sequence[Row], clients: int, seconds: float,
+async def connect_one_by_one(base_url: str, count: int) -> list[httpx.AsyncClient]:
+    """Kept-alive clients connected one after the other, so that the connections spread over uvicorn workers
+    (opened at once, all 32 landed on one worker: the first to wake accepts the whole backlog)."""
+    clients = []
+    for _ in range(count):
+        http = http_client(base_url)
+        await http.get("/healthz")
+        clients.append(http)
+        await asyncio.sleep(0.005)
+    return clients
+
+
+async def single_api(clients: Sequence[httpx.AsyncClient], rows: Sequence[Row], seconds: float,
                      prefix: str) -> Run:
     run = Run("API single")
     numbers = iter(range(10**9))
     deadline = time.perf_counter() + seconds
-
-    async def client() -> None:
-        async with http_client(base_url) as http:
-            await caller(http)
 
     async def caller(http: httpx.AsyncClient) -> None:
         for number in numbers:
@@ -475,7 +483,7 @@ async def single_api(base_url: str, rows: Sequence[Row], clients: int, seconds: 
             run.items += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(caller(http) for http in clients))
     run.seconds = time.perf_counter() - started
     return run
 
@@ -583,12 +591,13 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
 
             if not args.skip_single:
-                warm_single = await single_api(base_url, rows, args.single_clients, args.single_warmup, "sw")
+                callers = await connect_one_by_one(base_url, args.single_clients)
+                warm_single = await single_api(callers, rows, args.single_warmup, "sw")
                 failures += warm_single.failures
                 expected += warm_single.items
                 profiler.start("single")
                 with CpuMeter(server.pid) as cpu:
-                    single = await single_api(base_url, rows, args.single_clients, args.single_seconds, "s")
+                    single = await single_api(callers, rows, args.single_seconds, "s")
                 profiler.stop()
                 failures += single.failures
                 expected += single.items
@@ -596,6 +605,8 @@ async def main(args: argparse.Namespace) -> int:
                       f"workers {args.workers}, {load()}")
                 print(f"  API single transfer    {single.rate:9,.0f} calls/s     {single.latency_line()}")
                 print(f"  {cpu.line(single.calls, 'call')}")
+                for http in callers:
+                    await http.aclose()
 
         failures += await verify(pool, expected)
     finally:
