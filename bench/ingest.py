@@ -1,7 +1,8 @@
 """Ingest benchmark (issue 2): recordTransfers through the real server on PostgreSQL.
 
-Creates a fresh database, starts `settlegraph serve` as a subprocess, creates a 1-second and a 15-minute model
-through the API, then measures:
+Creates a fresh database, starts the server as a subprocess (`python -m app.cli serve`, what the `settlegraph`
+console script runs, from this checkout), creates a 1-second and a 15-minute model through the API, then
+measures:
 
 * batched: N transfers (default 200,000) over 20 participants, 2 currencies, both models, 1,000 a
   recordTransfers call, 4 concurrent clients; transfers/s sustained, per-call latency, peak server RSS;
@@ -15,7 +16,9 @@ through the API, then measures:
     .venv/bin/python bench/ingest.py --workers 1
     .venv/bin/python bench/ingest.py --workers 2 --profile-dir /tmp/prof   # py-spy collapsed stacks
 
-The figures depend on the machine; the server, PostgreSQL and this client share its cores.
+The figures depend on the machine; the server, PostgreSQL and this client share its cores, so each phase also
+prints the CPU seconds of each (ms per transfer or call are steadier than rates on a busy machine).
+--profile-dir needs py-spy (`pip install py-spy`).
 """
 from __future__ import annotations
 
