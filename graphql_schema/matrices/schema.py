@@ -56,6 +56,9 @@ class Query:
 
 def _payload(info: Info, result: matrices.CommandResult) -> MatrixPayload:
     info.context.publish_status_changes(result.changes)  # the transaction has committed
+    # The matrix itself may have changed without any batch status changing (STATIC batches added or removed,
+    # its own status): matrixUpdated subscribers re-read it; an unchanged snapshot is not pushed twice.
+    info.context.publish_matrix_changed(result.matrix.id)
     return MatrixPayload(matrix=SettlementMatrix(row=result.matrix),
                          skipped=[SkippedBatch.of(s) for s in result.skipped])
 

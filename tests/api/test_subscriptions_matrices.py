@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.api.matrix_steps import REQUEST, SETTLE, create_matrix, create_model
+from tests.api.matrix_steps import ADD, CREATE_STATIC, REMOVE, REQUEST, SETTLE, create_matrix, create_model
 from tests.api.test_subscriptions import Subscriber
 from tests.api.transfers import record, transfer
 
@@ -68,3 +68,21 @@ async def test_an_unknown_matrix_is_not_found(gql, server):
         message = await sub.message()
         assert message["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
         assert await sub.message() == {"id": op_id, "type": "complete"}
+
+
+async def test_adding_and_removing_static_batches_pushes(gql, server):
+    first = await record(gql, transfer("s1", committed_at=IN_WINDOW))
+    second = await record(gql, transfer("s2", currency="EUR", committed_at=IN_WINDOW))
+    one, two = first["results"][0]["batch"]["id"], second["results"][0]["batch"]["id"]
+    created = (await gql(CREATE_STATIC, {"b": [one]}, role="operator"))["createStaticMatrix"]["matrix"]
+    async with Subscriber(server.ws_url) as sub:
+        await sub.subscribe(LIVE, {"id": created["id"]})
+        added = (await gql(ADD, {"id": created["id"], "b": [two]}, role="operator"))["addMatrixBatches"]
+        assert added["userErrors"] == []
+        pushed = (await sub.next())["matrixUpdated"]
+        assert pushed["batchCount"] == 2 and {c["currency"] for c in pushed["byCurrency"]} == {"USD", "EUR"}
+        await asyncio.sleep(0.3)  # past the coalescing interval
+        removed = (await gql(REMOVE, {"id": created["id"], "b": [one]}, role="operator"))["removeMatrixBatches"]
+        assert removed["userErrors"] == []
+        pushed = (await sub.next())["matrixUpdated"]
+        assert pushed["batchCount"] == 1 and [c["currency"] for c in pushed["byCurrency"]] == ["EUR"]
