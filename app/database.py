@@ -38,6 +38,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
         sep = "&" if "?" in url else "?"
         if "maxsize=" not in url:
             url = f"{url}{sep}minsize=1&maxsize=20"
+    elif url.startswith("sqlite://") and "busy_timeout" not in url:
+        # Wait for a lock held by another process (a `migrate` beside a server) instead of failing at once.
+        url = f"{url}{'&' if '?' in url else '?'}busy_timeout=5000"
     connection: str | dict[str, Any] = url
     if url.startswith(("postgres://", "asyncpg://")):
         connection = expand_db_url(url)

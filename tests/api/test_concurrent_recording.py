@@ -22,14 +22,22 @@ async def test_writers_and_closers_race(gql, server):
     snapshots: dict[str, tuple[int, list]] = {}
     stop = asyncio.Event()
 
+    calls = 0
+
     async def writer(w: int) -> None:
-        for _ in range(6):
+        nonlocal calls
+        # At least 6 calls each, and on until the closers have closed several batches under load.
+        while calls < 24 or (len(snapshots) < 3 and calls < 400):
+            calls += 1
             ids = [f"w{w}-{next(counter)}" for _ in range(400)]
             batch = [transfer(i, f"p{n % 4}", f"q{n % 3}", "1.25", committed_at="2026-03-02T14:05:00Z")
                      for n, i in enumerate(ids)]
             data = await gql(RECORD, {"t": batch}, role="ingest")
             assert data["recordTransfers"]["recorded"] == len(ids)
             recorded.extend(ids)
+
+    async def writers() -> None:
+        await asyncio.gather(*(writer(w) for w in range(4)))
         stop.set()
 
     async def closer() -> None:
@@ -41,7 +49,7 @@ async def test_writers_and_closers_race(gql, server):
                     snapshots[batch["name"]] = (batch["transferCount"], batch["accounts"])
             await asyncio.sleep(0.02)
 
-    await asyncio.gather(*(writer(w) for w in range(4)), closer(), closer())
+    await asyncio.gather(writers(), closer(), closer())
     assert len(snapshots) >= 3, "the race needs several closes to mean anything"
 
     conn = Tortoise.get_connection("default")
@@ -54,7 +62,7 @@ async def test_writers_and_closers_race(gql, server):
         query = """query($n: String!) { batch(ref: {name: $n}) { accounts { participantId debit credit } } }"""
         final = (await gql(query, {"n": name}))["batch"]["accounts"]
         assert final == accounts
-    assert sum(counts.values()) == len(recorded) == 4 * 6 * 400
+    assert sum(counts.values()) == len(recorded) == calls * 400
     assert sum(1 for r in rows if r["status"] == "OPEN") <= 1
     # Live totals equal the sums of the transfers, in every batch.
     mismatches = await conn.execute_query_dict(
