@@ -19,18 +19,20 @@ Money is integers of minor units (app/money.py); time comes from app/clock.py.
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import clock, errors, intervals, metrics, money, recording
-from app.batch_store import store_for
+from app.batch_store import MODEL_COLUMNS
 from app.batches import parse_id
 from app.errors import DomainError
 from app.intervals import Period
@@ -38,6 +40,9 @@ from app.recording import RecordingResult, TransferRequest
 from models.grants import Grant, GrantSpentAmount, PreparedTransfer
 
 log = logging.getLogger("settlegraph.grants")
+
+# Runs first inside a prepare's, commit's or abort's transaction (the audit entry, committed with the change).
+Within = Callable[[Any], Awaitable[None]]
 
 # Stable codes of grant refusals (with errors.VALIDATION, NOT_FOUND, INVALID_TRANSITION, TRANSFER_CONFLICT).
 ONLY_ONE_GRANT_AMOUNT = "ONLY_ONE_GRANT_AMOUNT"
@@ -326,7 +331,7 @@ class _Checked:
     attributes: list[tuple[str, str]]
 
 
-async def prepare_transfer(request: PrepareRequest, actor: str) -> PreparedTransfer:
+async def prepare_transfer(request: PrepareRequest, actor: str, within: Within | None = None) -> PreparedTransfer:
     """Reserve a transfer, under a grant's limit when it names one (SPEC §9)."""
     now = clock.now()
     if request.prepared_at is not None and request.prepared_at.tzinfo is None:
@@ -335,6 +340,8 @@ async def prepare_transfer(request: PrepareRequest, actor: str) -> PreparedTrans
     for attempt in range(2):
         try:
             async with in_transaction() as conn:
+                if within is not None:
+                    await within(conn)
                 return await _prepare(conn, request, prepared_at, now, actor)
         except IntegrityError:
             # The same transferId prepared concurrently outside a grant's lock: look again, answer as a retry.
@@ -367,35 +374,94 @@ def _check(request: PrepareRequest, prepared_at: datetime, now: datetime,
     return _Checked(prepared.row.amount, receive, prepared.row.committed_at, grant_id, list(prepared.row.attributes))
 
 
+_TAKEN_PREPARED, _TAKEN_RECORDED = 3, 2
+
+# One round trip at the start of a prepare: the settlement models, the grant (locked on PostgreSQL: FOR NO KEY
+# UPDATE, exclusive among spenders yet no wait for inserts that merely reference the grant) and whether the
+# transfer id is taken. The sums are NOT read here: in READ COMMITTED a statement sees the snapshot taken when it
+# started, before a wait for the lock ended; they are read by the next statement, after the lock is held.
+_START = (
+    'WITH g AS (SELECT id, payer_id, payee_id, limit_kind, limit_amount, currency, "interval" FROM payment_grant '
+    "WHERE id = $1{lock}) "
+    f"SELECT {MODEL_COLUMNS}, NULL AS g_id, NULL AS g_payer, NULL AS g_payee, NULL AS g_kind, NULL AS g_limit, "
+    "NULL AS g_currency, NULL AS g_interval, NULL AS taken FROM settlement_model "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, g.id, g.payer_id, g.payee_id, g.limit_kind, "
+    'g.limit_amount, g.currency, g."interval", '
+    f"CASE WHEN EXISTS (SELECT 1 FROM prepared_transfer WHERE transfer_id = $2) THEN {_TAKEN_PREPARED} "
+    f"WHEN EXISTS (SELECT 1 FROM transfer WHERE transfer_id = $2) THEN {_TAKEN_RECORDED} ELSE 0 END "
+    "FROM (SELECT 1 AS one) o LEFT JOIN g ON 1 = 1"
+)
+_PREPARED_COLUMNS = ("transfer_id, grant_id, payer_id, payee_id, currency, amount, receive_amount, settlement_model, "
+                     "attributes, prepared_at, interval_index, interval_start, interval_end, state, prepared_by")
+_SPENT_COLUMNS = ("grant_id, transfer_id, state, currency, interval_index, interval_start, interval_end, "
+                  "transfer_debit, transfer_receive, debit_change, receive_change, interval_debit, interval_receive, "
+                  "total_debit, total_receive, actor, recorded_at")
+# PostgreSQL, a prepared transfer without limit: $1..$15 as _PREPARED_COLUMNS.
+_INSERT_PREPARED = (f"INSERT INTO prepared_transfer ({_PREPARED_COLUMNS}) VALUES "
+                    "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id")
+# PostgreSQL, under the grant's lock, in one statement: the latest sums (this statement's snapshot is taken after
+# the lock was granted), the limit check, the prepared transfer and its spent-amount row. Inserts nothing when
+# the amount does not fit; the sums come back either way (for the refusal's message). $1..$15 as
+# _INSERT_PREPARED, then $16 the limited kind is DEBIT, $17 the amount counted against the limit, $18 the limit,
+# $19 recorded_at.
+_RESERVE_PG = (
+    "WITH t AS (SELECT total_debit, total_receive FROM grant_spent_amount WHERE grant_id = $2 "
+    "ORDER BY id DESC LIMIT 1), "
+    "i AS (SELECT interval_debit, interval_receive FROM grant_spent_amount WHERE grant_id = $2 "
+    "AND interval_index = $11 ORDER BY id DESC LIMIT 1), "
+    "s AS (SELECT COALESCE(t.total_debit, 0) AS td, COALESCE(t.total_receive, 0) AS tr, "
+    "COALESCE(i.interval_debit, 0) AS idb, COALESCE(i.interval_receive, 0) AS ir "
+    "FROM (SELECT 1 AS one) o LEFT JOIN t ON TRUE LEFT JOIN i ON TRUE), "
+    "ok AS (SELECT * FROM s WHERE CASE WHEN $16::boolean THEN (CASE WHEN $11::bigint IS NULL THEN td ELSE idb END) "
+    "ELSE (CASE WHEN $11::bigint IS NULL THEN tr ELSE ir END) END + $17::bigint <= $18::bigint), "
+    f"pt AS (INSERT INTO prepared_transfer ({_PREPARED_COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, "
+    "$10, $11, $12, $13, $14, $15 FROM ok RETURNING id), "
+    f"sp AS (INSERT INTO grant_spent_amount ({_SPENT_COLUMNS}) SELECT $2, $1, $14, $5, $11, $12, $13, $6, $7, $6, "
+    "$7, CASE WHEN $11::bigint IS NULL THEN NULL ELSE idb + $6 END, "
+    "CASE WHEN $11::bigint IS NULL THEN NULL ELSE ir + $7 END, td + $6, tr + $7, $15, $19 FROM ok) "
+    "SELECT td, tr, idb, ir, (SELECT id FROM pt) AS id FROM s"
+)
+
+
+@lru_cache(maxsize=1024)
+def _interval(text: str) -> intervals.RepeatingInterval:
+    """A grant's interval, parsed once per text (grants never change; the parse is pure)."""
+    return intervals.parse(text)
+
+
 async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, now: datetime,
                    actor: str) -> PreparedTransfer:
-    checked = _check(request, prepared_at, now, await recording.load_models(store_for(conn)))
+    sql = _Sql(conn)
+    grant_number = _grant_number(request.grant_id)
+    rows = await sql.rows(_START.format(lock=" FOR NO KEY UPDATE" if sql.postgres else ""),
+                          [grant_number, request.transfer_id])
+    # The one row without a model name carries the grant (or NULLs) and whether the id is taken.
+    start = next(r for r in rows if r["name"] is None)
+    checked = _check(request, prepared_at, now, recording._model_infos([r for r in rows if r["name"] is not None]))
     grant: Grant | None = None
     period: Period | None = None
     if checked.grant_id is not None:
-        grant = await _lock_grant(conn, checked.grant_id)
+        if start["g_id"] is None:
+            raise DomainError(errors.NOT_FOUND, f"no grant {checked.grant_id}", ["grantId"])
+        grant = Grant(id=int(start["g_id"]), payer_id=start["g_payer"], payee_id=start["g_payee"],
+                      limit_kind=start["g_kind"], currency=start["g_currency"], interval=start["g_interval"],
+                      limit_amount=int(start["g_limit"]) if start["g_limit"] is not None else None)
         if grant.interval:
-            period = intervals.parse(grant.interval).period_at(checked.prepared_at)
-    limited = grant is not None and grant.limit_kind is not None
-    found = await _lookup(conn, grant.id if grant is not None and limited else None,
-                          period.index if period and limited else None, request.transfer_id)
-    if found.prepared:  # a retry (same content) or a conflict, answered before any grant rule
+            period = _interval(grant.interval).period_at(checked.prepared_at)
+    taken = int(start["taken"])
+    if taken == _TAKEN_PREPARED:  # a retry (same content) or a conflict, answered before any grant rule
         existing = await PreparedTransfer.get(transfer_id=request.transfer_id, using_db=conn)
         return _same_or_conflict(existing, request, checked)
-    if found.recorded:
+    if taken == _TAKEN_RECORDED:
         raise DomainError(errors.TRANSFER_CONFLICT,
                           f"transfer {request.transfer_id} was already recorded as a cleared transfer",
                           ["transferId"])
-    sums = found.sums
     if grant is not None:
         _check_grant(grant, request)
         if grant.interval and period is None:
             raise DomainError(GRANT_NOT_ACTIVE, f"grant {grant.id}'s interval {grant.interval} has no period at "
                               f"{checked.prepared_at.isoformat()}", ["preparedAt"])
-        if limited:
-            _check_limit(grant, sums, period, checked)
-    transfer = await PreparedTransfer.create(
-        using_db=conn,
+    transfer = PreparedTransfer(
         transfer_id=request.transfer_id, grant_id=grant.id if grant else None, payer_id=request.payer_id,
         payee_id=request.payee_id, currency=request.currency, amount=checked.amount,
         receive_amount=checked.receive_amount, settlement_model=request.settlement_model,
@@ -403,11 +469,51 @@ async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, no
         interval_index=period.index if period else None, interval_start=period.start if period else None,
         interval_end=period.end if period else None, state=RESERVED, prepared_by=actor,
     )
-    if grant is not None and grant.limit_kind is not None:
-        await _append(conn, grant, transfer, sums, state=RESERVED, transfer_debit=checked.amount,
-                      transfer_receive=checked.receive_amount, debit_change=checked.amount,
-                      receive_change=checked.receive_amount, actor=actor, now=now)
+    if not sql.postgres:  # SQLite: one transaction at a time, so the order of reads and writes is free
+        limited = grant is not None and grant.limit_kind is not None
+        sums = Sums()
+        if grant is not None and limited:
+            sums = await latest_sums(conn, grant.id, period.index if period else None)
+            _check_limit(grant, sums, period, checked)
+        await transfer.save(using_db=conn)
+        if grant is not None and limited:
+            await _append(conn, grant, transfer, sums, state=RESERVED, transfer_debit=checked.amount,
+                          transfer_receive=checked.receive_amount, debit_change=checked.amount,
+                          receive_change=checked.receive_amount, actor=actor, now=now)
+        return transfer
+    values = [transfer.transfer_id, transfer.grant_id, transfer.payer_id,  # type: ignore[attr-defined]
+              transfer.payee_id, transfer.currency, transfer.amount, transfer.receive_amount,
+              transfer.settlement_model, _json(transfer.attributes), transfer.prepared_at, transfer.interval_index,
+              transfer.interval_start, transfer.interval_end, transfer.state, transfer.prepared_by]
+    if grant is None or grant.limit_kind is None:
+        transfer.id = (await sql.rows(_INSERT_PREPARED, values))[0]["id"]
+    else:
+        assert grant.limit_amount is not None
+        is_debit = grant.limit_kind == DEBIT
+        row = (await sql.rows(_RESERVE_PG, [*values, is_debit,
+                                            checked.amount if is_debit else checked.receive_amount,
+                                            grant.limit_amount, now]))[0]
+        if row["id"] is None:  # did not fit: the same check in Python words the refusal
+            sums = Sums(int(row["td"]), int(row["tr"]), int(row["idb"]), int(row["ir"]))
+            _check_limit(grant, sums, period, checked)
+            raise AssertionError("the database refused a reservation that fits")  # pragma: no cover
+        transfer.id = row["id"]
+    transfer._saved_in_db = True
     return transfer
+
+
+def _grant_number(grant_id: str | None) -> int | None:
+    """The grant id to look up (None when none or malformed: _check words the refusal)."""
+    if grant_id is None:
+        return None
+    try:
+        return parse_id(grant_id, "grantId")
+    except DomainError:
+        return None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def _check_grant(grant: Grant, request: PrepareRequest) -> None:
@@ -475,11 +581,13 @@ async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
 
 
 async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
-                          actor: str) -> Completion:
+                          actor: str, within: Within | None = None) -> Completion:
     """Commit a reservation: file the transfer into settlement batches (SPEC §4) and give back the undelivered
     receive part; all in one transaction. Lock order: the transfer, the batches, then the grant."""
     now = clock.now()
     async with in_transaction() as conn:
+        if within is not None:
+            await within(conn)
         transfer = await _lock_transfer(conn, transfer_id)
         if transfer.state == COMMITTED:
             return Completion(transfer)
@@ -522,13 +630,16 @@ async def commit_transfer(transfer_id: str, delivered_amount: str | None, commit
     return Completion(transfer, result)
 
 
-async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str) -> Completion:
+async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
+                         within: Within | None = None) -> Completion:
     """Give back what was reserved but not sent: `sentAmount` (debit side) stays spent, the receive side is kept
     in proportion, rounded down to the currency's minor unit."""
     now = clock.now()
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise DomainError(errors.VALIDATION, f"reason is longer than {MAX_REASON_LENGTH} characters", ["reason"])
     async with in_transaction() as conn:
+        if within is not None:
+            await within(conn)
         transfer = await _lock_transfer(conn, transfer_id)
         if transfer.state == ABORTED:
             return Completion(transfer)

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import strawberry
 from strawberry.types import Info
 
 from app import grants
 from app.errors import DomainError
-from graphql_schema.audit import audited
+from graphql_schema.audit import AuditScope, audited
 from graphql_schema.errors import UserError
 from graphql_schema.grants.types import (
     Grant,
@@ -45,6 +46,20 @@ def _published(info: Info, completion: grants.Completion) -> PreparedTransferPay
     return PreparedTransferPayload(prepared_transfer=PreparedTransfer(row=completion.transfer))
 
 
+def _in_transaction(audit: AuditScope) -> grants.Within:
+    """Write the mutation's audit entry first inside its own transaction (one commit carries both, and the insert
+    is not made while a grant's lock is held). A refusal rolls the entry back: `_refused` has `audited` write it."""
+
+    async def within(conn: Any) -> None:
+        await audit.record_within(conn)
+    return within
+
+
+def _refused(audit: AuditScope, payload: PreparedTransferPayload) -> PreparedTransferPayload:
+    audit.recorded = False  # the entry written within rolled back with the refused transaction
+    return audit.refused(payload)
+
+
 @strawberry.type
 class Mutation:
     @strawberry.mutation(permission_classes=[IsOperator])
@@ -61,9 +76,9 @@ class Mutation:
     async def prepare_transfer(self, info: Info, input: PrepareTransferInput) -> PreparedTransferPayload:
         async with audited(info, "prepareTransfer", input.transfer_id) as audit:
             try:
-                row = await grants.prepare_transfer(input.to_app(), info.context.actor)
+                row = await grants.prepare_transfer(input.to_app(), info.context.actor, _in_transaction(audit))
             except DomainError as exc:
-                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc.at("input"))]))
+                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc.at("input"))]))
             return PreparedTransferPayload(prepared_transfer=PreparedTransfer(row=row))
 
     @strawberry.mutation(permission_classes=[IsIngest],
@@ -73,9 +88,9 @@ class Mutation:
         async with audited(info, "commitTransfer", transfer_id) as audit:
             try:
                 completion = await grants.commit_transfer(transfer_id, delivered_amount, committed_at,
-                                                          info.context.actor)
+                                                          info.context.actor, _in_transaction(audit))
             except DomainError as exc:
-                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc)]))
+                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc)]))
             return _published(info, completion)
 
     @strawberry.mutation(permission_classes=[IsIngest], description="Abort a reserved transfer.")
@@ -83,9 +98,10 @@ class Mutation:
                              reason: str | None = None) -> PreparedTransferPayload:
         async with audited(info, "abortTransfer", transfer_id) as audit:
             try:
-                completion = await grants.abort_transfer(transfer_id, sent_amount, reason, info.context.actor)
+                completion = await grants.abort_transfer(transfer_id, sent_amount, reason, info.context.actor,
+                                                         _in_transaction(audit))
             except DomainError as exc:
-                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc)]))
+                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc)]))
             return _published(info, completion)
 
     @strawberry.mutation(permission_classes=[IsOperator],

@@ -99,6 +99,29 @@ async def test_roles(gql):
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
+async def test_prepare_commit_and_abort_are_audited_once_with_their_outcome(gql):
+    from models.settlement import AuditEntry
+
+    g = await create_grant(gql, payer="dfsp-a", debit="2.00")
+    await prepare(gql, "a1", "1.50", g["id"])
+    await prepare(gql, "a1", "1.50", g["id"])  # a retry: OK again, nothing else written
+    await prepare(gql, "a2", "1.00", g["id"], expect_error="GRANT_LIMIT_EXCEEDED")
+    await commit(gql, "a1")
+    await abort(gql, "a1", expect_error="INVALID_TRANSITION")
+    await prepare(gql, "a3", "0.50", g["id"])
+    await abort(gql, "a3")
+    entries = [(e.operation, e.target, e.outcome, e.detail) for e in await AuditEntry.all().order_by("id")]
+    assert entries[1:] == [
+        ("prepareTransfer", "a1", "OK", None),
+        ("prepareTransfer", "a1", "OK", None),
+        ("prepareTransfer", "a2", "REFUSED", {"codes": ["GRANT_LIMIT_EXCEEDED"]}),
+        ("commitTransfer", "a1", "OK", None),
+        ("abortTransfer", "a1", "REFUSED", {"codes": ["INVALID_TRANSITION"]}),
+        ("prepareTransfer", "a3", "OK", None),
+        ("abortTransfer", "a3", "OK", None),
+    ]
+
+
 # -- preparing --------------------------------------------------------------------------------------------------
 
 async def test_only_the_grants_payer_may_spend(gql):
