@@ -23,20 +23,22 @@ class Position:
 async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Position]]:
     """Known participants (all, or those asked for) with one position per currency they have moved."""
     query = Participant.all() if participant_ids is None else Participant.filter(id__in=list(participant_ids))
-    known = await query.values_list("id", flat=True)
+    known: list[str] = [str(pid) for pid in await query.values_list("id", flat=True)]
     if not known:
         return {}
     conn = get_connection("default")
-    marks, values = _in_clause(conn, list(known))
+    marks, values = _in_clause(conn, known)
+    # From the hourly rollup (batch_bucket_total), kept in step with every batch account in the same
+    # transactions: a few rows per participant and hour instead of one per batch.
     rows = await conn.execute_query_dict(
-        "SELECT a.participant_id, a.currency, "
-        "SUM(CASE WHEN b.status <> 'SETTLED' THEN a.credit - a.debit ELSE 0 END) AS unsettled, "
-        "SUM(CASE WHEN b.status = 'SETTLED' THEN a.credit - a.debit ELSE 0 END) AS settled "
-        f"FROM batch_account a JOIN batch b ON b.id = a.batch_id WHERE a.participant_id IN ({marks}) "
-        "GROUP BY a.participant_id, a.currency ORDER BY a.participant_id, a.currency",
+        "SELECT participant_id, currency, "
+        "SUM(CASE WHEN status <> 'SETTLED' THEN credit - debit ELSE 0 END) AS unsettled, "
+        "SUM(CASE WHEN status = 'SETTLED' THEN credit - debit ELSE 0 END) AS settled "
+        f"FROM batch_bucket_total WHERE participant_id IN ({marks}) "
+        "GROUP BY participant_id, currency ORDER BY participant_id, currency",
         values,
     )
-    balances = await ledger.settlement_balances(list(known))
+    balances = await ledger.settlement_balances(known)
     out: dict[str, list[Position]] = {pid: [] for pid in known}
     grouped: dict[str, list[Position]] = defaultdict(list)
     for r in rows:
