@@ -12,7 +12,7 @@ from app import batches as batch_queries
 from graphql_schema.common import Attribute, attributes_of
 from graphql_schema.enums import BatchStatus
 from graphql_schema.errors import UserError
-from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from graphql_schema.pagination import PageInfo, page_of
 from graphql_schema.scalars import Amount, amount
 from models.settlement import Batch as BatchRow
 from models.settlement import BatchAccount as AccountRow
@@ -224,23 +224,13 @@ async def batch_connection(
     batch_ids: list[int] | None = None,
     query: QuerySet[BatchRow] | None = None,
 ) -> BatchConnection:
-    size = page_size(first)
-    after_id = decode_cursor(after)
     query = batch_queries.filtered(query if query is not None else BatchRow.all(), flt.to_app() if flt else None)
     if model_id is not None:
         query = query.filter(model_id=model_id)
     if batch_ids is not None:
         query = query.filter(id__in=batch_ids)
-    total = await query.count()
-    page_query = query.order_by("id").limit(size + 1)
-    if after_id is not None:
-        page_query = page_query.filter(id__gt=after_id)
-    rows = await page_query
-    for row in rows[:size]:
+    page = await page_of(query, first, after)
+    for row in page.rows:
         info.context.loaders.batch.prime(row.id, row)
-    edges = [BatchEdge(node=Batch(row=row), cursor=encode_cursor(row.id)) for row in rows[:size]]
-    return BatchConnection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None),
-        total_count=total,
-    )
+    return BatchConnection(edges=[BatchEdge(node=Batch(row=row), cursor=cursor) for row, cursor in page.cursors()],
+                           page_info=page.page_info, total_count=page.total_count)

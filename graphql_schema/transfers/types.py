@@ -13,7 +13,7 @@ from app.recording import TransferRequest
 from graphql_schema.common import Attribute, AttributeInput, attributes_of
 from graphql_schema.enums import TransferOutcome
 from graphql_schema.errors import UserError
-from graphql_schema.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from graphql_schema.pagination import PageInfo, page_of
 from graphql_schema.scalars import Amount, amount
 from models.settlement import Transfer as TransferRow
 
@@ -79,19 +79,10 @@ class TransferConnection:
 
 
 async def transfer_connection(batch_id: int, first: int | None, after: str | None) -> TransferConnection:
-    size = page_size(first)
-    after_id = decode_cursor(after)
-    query = TransferRow.filter(batch_id=batch_id)
-    total = await query.count()
-    page = query.order_by("id").limit(size + 1)
-    if after_id is not None:
-        page = page.filter(id__gt=after_id)
-    rows = await page
-    edges = [TransferEdge(node=Transfer(row=r), cursor=encode_cursor(r.id)) for r in rows[:size]]
+    page = await page_of(TransferRow.filter(batch_id=batch_id), first, after)
     return TransferConnection(
-        edges=edges,
-        page_info=PageInfo(has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None),
-        total_count=total,
+        edges=[TransferEdge(node=Transfer(row=row), cursor=cursor) for row, cursor in page.cursors()],
+        page_info=page.page_info, total_count=page.total_count,
     )
 
 
