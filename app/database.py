@@ -1,13 +1,19 @@
 """Tortoise configuration, start-up and migrations, for SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connection
+from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.migrations.api import migrate as run_migrations
+
+log = logging.getLogger(__name__)
 
 # One Tortoise app per concern; each keeps its own migrations package.
 APPS: dict[str, dict[str, Any]] = {
@@ -76,3 +82,32 @@ def connection() -> Any:
 
 def dialect() -> str:
     return "postgres" if connection().capabilities.dialect == "postgres" else "sqlite"
+
+
+RETRIES = 4
+T = TypeVar("T")
+
+
+def _is_deadlock(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if type(seen).__name__ in {"DeadlockDetectedError", "SerializationError"}:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def retrying_deadlocks(work: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run a transaction (`work` opens it), again when PostgreSQL broke a deadlock by aborting it.
+
+    Locks are taken in id order everywhere, so deadlocks are rare; the retry makes the rare one invisible."""
+    for attempt in range(RETRIES):
+        try:
+            return await work()
+        except (OperationalError, TransactionManagementError) as exc:
+            if attempt + 1 < RETRIES and _is_deadlock(exc):
+                log.warning("%s retried after %s", what, type(exc).__name__)
+                await asyncio.sleep(0.005 * (attempt + 1))
+                continue
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -6,7 +6,6 @@ id with other content is a TRANSFER_CONFLICT. Refunds of transfers in a disputed
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -14,10 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
-from app import batching, clock, errors, money
+from app import batching, clock, database, errors, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
 from app.batch_store import MODELS_SQL, BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
@@ -32,7 +30,6 @@ MAX_ATTRIBUTE_LENGTH = 256
 # committedAt may not lie further in the future than clock skew explains, nor before this.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-DEADLOCK_RETRIES = 4
 
 
 @dataclass(frozen=True)
@@ -200,15 +197,6 @@ def _json_list(value: Any) -> list[str]:
     return list(value or [])
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if type(seen).__name__ in {"DeadlockDetectedError", "SerializationError"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 async def record_transfers(
     requests: Sequence[TransferRequest],
     actor: str,
@@ -219,20 +207,14 @@ async def record_transfers(
     if len(requests) > MAX_TRANSFERS_PER_CALL:
         raise DomainError(errors.TOO_MANY_TRANSFERS,
                           f"at most {MAX_TRANSFERS_PER_CALL} transfers a call, got {len(requests)}", ["transfers"])
-    for attempt in range(DEADLOCK_RETRIES):
-        try:
-            async with in_transaction() as conn:
-                result = await file_transfers(conn, requests, actor)
-                if before_commit is not None:
-                    await before_commit(conn, result)
-                return result
-        except (OperationalError, TransactionManagementError) as exc:
-            if attempt + 1 < DEADLOCK_RETRIES and _is_retryable(exc):
-                log.warning("recordTransfers retried after %s", type(exc).__name__)
-                await asyncio.sleep(0.005 * (attempt + 1))
-                continue
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    async def transaction() -> RecordingResult:
+        async with in_transaction() as conn:
+            result = await file_transfers(conn, requests, actor)
+            if before_commit is not None:
+                await before_commit(conn, result)
+            return result
+
+    return await database.retrying_deadlocks(transaction, "recordTransfers")
 
 
 async def file_transfers(conn: Any, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
