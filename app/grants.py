@@ -573,11 +573,12 @@ class Completion:
 
 
 async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
-    transfer = await (PreparedTransfer.filter(transfer_id=transfer_id).using_db(conn)
-                      .select_for_update(no_key=True).first())
-    if transfer is None:
+    sql = _Sql(conn)
+    rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1"
+                          + (" FOR NO KEY UPDATE" if sql.postgres else ""), [transfer_id])
+    if not rows:
         raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
-    return transfer
+    return PreparedTransfer._init_from_db(**rows[0])
 
 
 async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
@@ -618,15 +619,9 @@ async def commit_transfer(transfer_id: str, delivered_amount: str | None, commit
         if outcome.outcome == "REJECTED":
             error = outcome.error or DomainError(errors.INTERNAL, "the transfer could not be filed")
             raise DomainError(error.code, error.message, [f for f in error.field or [] if f not in ("transfers", "0")])
-        await _change_spending(conn, transfer, state=COMMITTED, transfer_debit=transfer.amount,
-                               transfer_receive=delivered, actor=actor, now=now)
-        transfer.state = COMMITTED
-        transfer.delivered_amount = delivered
-        transfer.committed_at = when
-        transfer.finished_by = actor
-        transfer.finished_at = now
-        await transfer.save(using_db=conn, update_fields=["state", "delivered_amount", "committed_at",
-                                                          "finished_by", "finished_at"])
+        await _finish(conn, transfer, {"state": COMMITTED, "delivered_amount": delivered, "committed_at": when,
+                                       "finished_by": actor, "finished_at": now},
+                      transfer_debit=transfer.amount, transfer_receive=delivered, actor=actor, now=now)
     return Completion(transfer, result)
 
 
@@ -654,22 +649,68 @@ async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str 
                     AMOUNT_EXCEEDS_RESERVED,
                     f"sentAmount {sent_amount} exceeds the reserved amount "
                     f"{money.format_minor(transfer.amount, transfer.currency)}", ["sentAmount"])
-        await _change_spending(conn, transfer, state=ABORTED, transfer_debit=sent,
-                               transfer_receive=kept_receive(transfer.amount, transfer.receive_amount, sent),
-                               actor=actor, now=now)
-        transfer.state = ABORTED
-        transfer.sent_amount = sent
-        transfer.reason = reason
-        transfer.finished_by = actor
-        transfer.finished_at = now
-        await transfer.save(using_db=conn, update_fields=["state", "sent_amount", "reason", "finished_by",
-                                                          "finished_at"])
+        kept = kept_receive(transfer.amount, transfer.receive_amount, sent)
+        await _finish(conn, transfer, {"state": ABORTED, "sent_amount": sent, "reason": reason,
+                                       "finished_by": actor, "finished_at": now},
+                      transfer_debit=sent, transfer_receive=kept, actor=actor, now=now)
     return Completion(transfer, RecordingResult([]))
 
 
 def kept_receive(amount: int, receive_amount: int, sent: int) -> int:
     """The receive side of a partly sent transfer: in proportion to what was sent, rounded down."""
     return receive_amount * sent // amount
+
+
+# PostgreSQL, under the grant's lock (taken by the previous statement, so this one's snapshot sees the latest
+# rows): append a commit's or abort's row to the transfer's own period, continuing that period's and the grant's
+# latest sums; answers whether those rows existed. $1 grant, $2 interval_index, $3 transfer_id, $4 state,
+# $5 currency, $6/$7 interval start/end, $8/$9 transfer debit/receive, $10/$11 debit/receive change, $12 actor,
+# $13 recorded_at.
+_SPEND_PG = (
+    "WITH t AS (SELECT total_debit, total_receive FROM grant_spent_amount WHERE grant_id = $1 "
+    "ORDER BY id DESC LIMIT 1), "
+    "i AS (SELECT interval_debit, interval_receive FROM grant_spent_amount WHERE grant_id = $1 "
+    "AND interval_index = $2 ORDER BY id DESC LIMIT 1), "
+    f"ins AS (INSERT INTO grant_spent_amount ({_SPENT_COLUMNS}) SELECT $1, $3, $4, $5, $2, $6, $7, $8, $9, $10, $11, "
+    "CASE WHEN $2::bigint IS NULL THEN NULL ELSE COALESCE(i.interval_debit, 0) + $10::bigint END, "
+    "CASE WHEN $2::bigint IS NULL THEN NULL ELSE COALESCE(i.interval_receive, 0) + $11::bigint END, "
+    "COALESCE(t.total_debit, 0) + $10::bigint, COALESCE(t.total_receive, 0) + $11::bigint, $12, $13 "
+    "FROM (SELECT 1 AS one) o LEFT JOIN t ON TRUE LEFT JOIN i ON TRUE) "
+    "SELECT EXISTS (SELECT 1 FROM t) AS has_total, EXISTS (SELECT 1 FROM i) AS has_interval"
+)
+
+
+async def _finish(conn: Any, transfer: PreparedTransfer, changes: dict[str, Any], *, transfer_debit: int,
+                  transfer_receive: int, actor: str, now: datetime) -> None:
+    """Store a commit's or abort's `changes` of the locked transfer and append its spent-amount row.
+    PostgreSQL: the update rides on the statement that locks the grant, the row's sums are read by the insert."""
+    for name, value in changes.items():
+        setattr(transfer, name, value)
+    sql = _Sql(conn)
+    if not sql.postgres:  # SQLite: one transaction at a time
+        await _change_spending(conn, transfer, state=changes["state"], transfer_debit=transfer_debit,
+                               transfer_receive=transfer_receive, actor=actor, now=now)
+        await transfer.save(using_db=conn, update_fields=list(changes))
+        return
+    update = (f"UPDATE prepared_transfer SET {', '.join(f'{name} = ${n}' for n, name in enumerate(changes, 2))} "
+              "WHERE id = $1")
+    values = [transfer.id, *changes.values()]
+    grant_id = transfer.grant_id  # type: ignore[attr-defined]
+    if grant_id is None:
+        await conn.execute_query(update, values)
+        return
+    n = len(values) + 1
+    rows = await sql.rows(f"WITH u AS ({update}) SELECT id, limit_kind FROM payment_grant WHERE id = ${n} "
+                          "FOR NO KEY UPDATE", [*values, grant_id])
+    if not rows or rows[0]["limit_kind"] is None:
+        return
+    found = (await sql.rows(_SPEND_PG, [
+        grant_id, transfer.interval_index, transfer.transfer_id, changes["state"], transfer.currency,
+        transfer.interval_start, transfer.interval_end, transfer_debit, transfer_receive,
+        transfer_debit - transfer.amount, transfer_receive - transfer.receive_amount, actor, now,
+    ]))[0]
+    grant = Grant(id=grant_id, limit_kind=rows[0]["limit_kind"])
+    _note_missing(grant, transfer, Sums(has_total=bool(found["has_total"]), has_interval=bool(found["has_interval"])))
 
 
 async def _change_spending(conn: Any, transfer: PreparedTransfer, *, state: str, transfer_debit: int,
