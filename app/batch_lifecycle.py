@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from app import errors
-from app.batch_store import BatchStore
+from app.batch_store import BatchRow, BatchStore
 from app.errors import DomainError
 from app.matrix_totals import apply_bucket_moves, bucket_sums
 
@@ -88,13 +88,17 @@ async def apply(
     now: datetime,
     matrix_id: int | None = None,
     move_totals: bool = True,
+    locked: Mapping[int, BatchRow] | None = None,
 ) -> tuple[list[StatusChange], list[Skipped]]:
     """Apply `action` to every batch that allows it, under row locks, inside the caller's transaction.
 
     Batches that do not allow it are returned as skipped with the reason; nothing is skipped silently.
+    `locked`: the rows as the caller locked them FOR UPDATE in this transaction (a matrix locks all its
+    batches first); without it the batches are locked here.
     """
     rule = TRANSITIONS[action]
-    locked = await store.lock_batches(batch_ids, exclusive=True)
+    if locked is None:
+        locked = await store.lock_batches(batch_ids, exclusive=True)
     changes: list[StatusChange] = []
     skipped: list[Skipped] = []
     for batch_id in batch_ids:
@@ -114,10 +118,9 @@ async def apply(
         # The hourly rollup of matrix totals follows the batches from their old status to the new one
         # (unless the caller moves them: settlement reuses the sums for its report).
         moves = await bucket_sums(store.conn, [c.batch_id for c in changes]) if move_totals else []
-        await store.set_status([c.batch_id for c in changes], rule.target, owner, now)
+        await store.change_status([(c.batch_id, c.from_status) for c in changes], rule.target, owner, now, actor,
+                                  reason, matrix_id)
         await apply_bucket_moves(store.conn, moves, rule.target)
-        await store.add_history([(c.batch_id, c.from_status, c.to_status) for c in changes], now, actor,
-                                reason, matrix_id)
     return changes, skipped
 
 

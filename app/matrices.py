@@ -350,7 +350,7 @@ async def _matrix_wide(matrix_id: int, action: Action, actor: str, reason: str |
             skipped = [Skipped(i, why) for i in ids if i in rows and i not in chosen
                        and (why := _skip_reason(action, rows[i], matrix.id))]
             changes, refused = await apply(store, targets, action, actor=actor, reason=reason, now=now,
-                                           matrix_id=matrix.id)
+                                           matrix_id=matrix.id, locked=rows)
             return CommandResult(matrix, changes, skipped + refused)
     return await _retrying(work)
 
@@ -403,9 +403,13 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
                           f"none OPEN or CLOSED)", ["id"])
     reason = f"settlement requested in matrix {matrix.id}"
     opened = [i for i in settleable if rows[i].status == BatchStatus.OPEN]
-    closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id)
+    closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id,
+                            locked=rows)
+    for change in closed:  # still locked by this transaction, now CLOSED
+        row = rows[change.batch_id]
+        rows[change.batch_id] = BatchRow(row.id, change.to_status, row.sequence, row.owner_matrix_id)
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
-                                  matrix_id=matrix.id)
+                                  matrix_id=matrix.id, locked=rows)
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
         await mt.add_members(conn, matrix.id, [i for i in ids if i not in chosen])
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)

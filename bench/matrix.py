@@ -15,6 +15,7 @@ incrementally), creates a DYNAMIC matrix over them through the API and measures:
 
     .venv/bin/python bench/matrix.py                         # 10k, 100k, 1M and the settle
     .venv/bin/python bench/matrix.py --sizes 100000 --reads 50
+    .venv/bin/python bench/matrix.py --settle-only --settle-runs 3   # the settle phase only, three days
 
 The figures depend on the machine; the server, PostgreSQL and this client share its cores.
 """
@@ -260,8 +261,8 @@ async def read_size(http: httpx.AsyncClient, conn: asyncpg.Connection, count: in
 
 
 async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: datetime,
-                     failures: list[str]) -> None:
-    name = "SETTLE_DAY"
+                     failures: list[str], run: int = 1) -> tuple[float, float]:
+    name = f"SETTLE_DAY_{run}"
     model_id = await create_model(http, name)
     seconds = await generate(conn, model_id, name, start, 86_400, statuses=False)
     data = await gql(http, CREATE_MATRIX, {"i": {"model": name, "period": {
@@ -275,7 +276,7 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
     t2 = time.perf_counter()
     if requested["userErrors"] or settled["userErrors"]:
         failures.append(f"settle: {requested['userErrors']} {settled['userErrors']}")
-        return
+        return t1 - t0, t2 - t1
     print(f"  requestSettlement      {ms(t1 - t0)}  (close + lock 86,400 batches, freeze the set)")
     print(f"  settleMatrix           {ms(t2 - t1)}  (settle 86,400 batches, journal, report)  ({load()})")
     print(f"  both                   {ms(t2 - t0)}")
@@ -289,6 +290,7 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
         failures.append(f"settle: {state['settled']} of 86,400 settled, {unbalanced} unbalanced journal entries")
     if sum(int(p["net"].replace(".", "")) for p in settled["report"]["participants"]) != 0:
         failures.append("settle: report nets do not sum to zero")
+    return t1 - t0, t2 - t1
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -306,11 +308,16 @@ async def main(args: argparse.Namespace) -> int:
             conn = await asyncpg.connect(_dsn(database_url))
             try:
                 start = START
-                for count in args.sizes:
+                for count in [] if args.settle_only else args.sizes:
                     await read_size(http, conn, count, start, args, failures)
                     start += timedelta(days=-(-count // 86_400) + 1)
                 if not args.skip_settle:
-                    await settle_day(http, conn, start, failures)
+                    runs = [await settle_day(http, conn, start + timedelta(days=2 * run), failures, run + 1)
+                            for run in range(args.settle_runs)]
+                    if len(runs) > 1:
+                        print(f"\nsettle over {len(runs)} days: requestSettlement median "
+                              f"{ms(statistics.median(r[0] for r in runs))}, settleMatrix median "
+                              f"{ms(statistics.median(r[1] for r in runs))}  ({load()})")
             finally:
                 await conn.close()
     finally:
@@ -335,6 +342,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--reads", type=int, default=30)
     parser.add_argument("--baseline-reads", type=int, default=5)
     parser.add_argument("--skip-settle", action="store_true")
+    parser.add_argument("--settle-only", action="store_true", help="only the settle phase (no live reads)")
+    parser.add_argument("--settle-runs", type=int, default=1, help="settle this many separate days")
     parser.add_argument("--log-slow-ms", type=int, help="log statements slower than this (PostgreSQL log)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--server-log", default="/tmp/settlegraph-bench-matrix.log")
