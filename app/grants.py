@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -32,17 +32,57 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app import clock, errors, intervals, metrics, money, recording
+from app.auth import Principal
 from app.batch_store import MODEL_COLUMNS
 from app.batches import parse_id
 from app.errors import DomainError
 from app.intervals import Period
 from app.recording import RecordingResult, TransferRequest
 from models.grants import Grant, GrantSpentAmount, PreparedTransfer
+from models.settlement import AuditEntry
 
 log = logging.getLogger("settlegraph.grants")
 
-# Runs first inside a prepare's, commit's or abort's transaction (the audit entry, committed with the change).
-Within = Callable[[Any], Awaitable[None]]
+audit_log = logging.getLogger("settlegraph.audit")
+
+
+@dataclass(frozen=True)
+class AuditNote:
+    """A prepare's, commit's or abort's audit entry (SPEC §10, as app/audit.py writes it) with outcome OK, written
+    inside the mutation's transaction so one commit carries both: on PostgreSQL by the transaction's first
+    statement (no round trip of its own, and not while a grant's lock is held), on SQLite first. A refusal rolls
+    it back; the caller then records the refusal. Logged once the transaction committed."""
+
+    principal: Principal | None
+    operation: str
+    target: str | None
+
+    def columns(self) -> list[Any]:
+        """actor, roles, operation, target, at — the outcome is OK and the detail NULL."""
+        p = self.principal
+        return [p.name if p else "anonymous", ",".join(sorted(r.value for r in p.roles)) if p else "",
+                self.operation, (self.target or "")[:512] or None, clock.now()]
+
+    def logged(self) -> None:
+        actor = self.principal.name if self.principal else "anonymous"
+        audit_log.info("audit", extra={"actor": actor, "operation": self.operation, "target": self.target,
+                                       "outcome": "OK"})
+
+
+def _audit_cte(note: AuditNote | None, first: int) -> str:
+    """A data-modifying CTE (PostgreSQL) writing `note` from parameters $first..$first+4."""
+    if note is None:
+        return ""
+    n = [f"${first + i}" for i in range(5)]
+    return ("a AS (INSERT INTO audit_entry (actor, roles, operation, target, outcome, detail, at) "
+            f"VALUES ({n[0]}, {n[1]}, {n[2]}, {n[3]}, 'OK', NULL, {n[4]})), ")
+
+
+async def _audit_sqlite(conn: Any, note: AuditNote | None) -> None:
+    if note is not None:
+        actor, roles, operation, target, at = note.columns()
+        await AuditEntry.create(actor=actor, roles=roles, operation=operation, target=target, outcome="OK",
+                                detail=None, at=at, using_db=conn)
 
 # Stable codes of grant refusals (with errors.VALIDATION, NOT_FOUND, INVALID_TRANSITION, TRANSFER_CONFLICT).
 ONLY_ONE_GRANT_AMOUNT = "ONLY_ONE_GRANT_AMOUNT"
@@ -331,7 +371,7 @@ class _Checked:
     attributes: list[tuple[str, str]]
 
 
-async def prepare_transfer(request: PrepareRequest, actor: str, within: Within | None = None) -> PreparedTransfer:
+async def prepare_transfer(request: PrepareRequest, actor: str, note: AuditNote | None = None) -> PreparedTransfer:
     """Reserve a transfer, under a grant's limit when it names one (SPEC §9)."""
     now = clock.now()
     if request.prepared_at is not None and request.prepared_at.tzinfo is None:
@@ -340,9 +380,10 @@ async def prepare_transfer(request: PrepareRequest, actor: str, within: Within |
     for attempt in range(2):
         try:
             async with in_transaction() as conn:
-                if within is not None:
-                    await within(conn)
-                return await _prepare(conn, request, prepared_at, now, actor)
+                transfer = await _prepare(conn, request, prepared_at, now, actor, note)
+            if note is not None:
+                note.logged()
+            return transfer
         except IntegrityError:
             # The same transferId prepared concurrently outside a grant's lock: look again, answer as a retry.
             if attempt:
@@ -381,8 +422,8 @@ _TAKEN_PREPARED, _TAKEN_RECORDED = 3, 2
 # transfer id is taken. The sums are NOT read here: in READ COMMITTED a statement sees the snapshot taken when it
 # started, before a wait for the lock ended; they are read by the next statement, after the lock is held.
 _START = (
-    'WITH g AS (SELECT id, payer_id, payee_id, limit_kind, limit_amount, currency, "interval" FROM payment_grant '
-    "WHERE id = $1{lock}) "
+    'WITH {audit}g AS (SELECT id, payer_id, payee_id, limit_kind, limit_amount, currency, "interval" '
+    "FROM payment_grant WHERE id = $1{lock}) "
     f"SELECT {MODEL_COLUMNS}, NULL AS g_id, NULL AS g_payer, NULL AS g_payee, NULL AS g_kind, NULL AS g_limit, "
     "NULL AS g_currency, NULL AS g_interval, NULL AS taken FROM settlement_model "
     "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, g.id, g.payer_id, g.payee_id, g.limit_kind, "
@@ -430,11 +471,15 @@ def _interval(text: str) -> intervals.RepeatingInterval:
 
 
 async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, now: datetime,
-                   actor: str) -> PreparedTransfer:
+                   actor: str, note: AuditNote | None) -> PreparedTransfer:
     sql = _Sql(conn)
     grant_number = _grant_number(request.grant_id)
-    rows = await sql.rows(_START.format(lock=" FOR NO KEY UPDATE" if sql.postgres else ""),
-                          [grant_number, request.transfer_id])
+    if sql.postgres:
+        rows = await sql.rows(_START.format(audit=_audit_cte(note, 3), lock=" FOR NO KEY UPDATE"),
+                              [grant_number, request.transfer_id, *(note.columns() if note else [])])
+    else:
+        await _audit_sqlite(conn, note)
+        rows = await sql.rows(_START.format(audit="", lock=""), [grant_number, request.transfer_id])
     # The one row without a model name carries the grant (or NULLs) and whether the id is taken.
     start = next(r for r in rows if r["name"] is None)
     checked = _check(request, prepared_at, now, recording._model_infos([r for r in rows if r["name"] is not None]))
@@ -572,24 +617,37 @@ class Completion:
     recording: RecordingResult | None = None  # None for a retry: nothing changed
 
 
-async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
+async def _lock_transfer(conn: Any, transfer_id: str, note: AuditNote | None) -> PreparedTransfer:
+    """The prepared transfer, locked; the audit entry is written by the same statement (PostgreSQL)."""
     sql = _Sql(conn)
-    rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1"
-                          + (" FOR NO KEY UPDATE" if sql.postgres else ""), [transfer_id])
+    if sql.postgres:
+        audit = _audit_cte(note, 2)
+        rows = await sql.rows(f"{'WITH ' + audit[:-2] + ' ' if audit else ''}SELECT * FROM prepared_transfer "
+                              "WHERE transfer_id = $1 FOR NO KEY UPDATE",
+                              [transfer_id, *(note.columns() if note else [])])
+    else:
+        await _audit_sqlite(conn, note)
+        rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1", [transfer_id])
     if not rows:
         raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
     return PreparedTransfer._init_from_db(**rows[0])
 
 
 async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
-                          actor: str, within: Within | None = None) -> Completion:
+                          actor: str, note: AuditNote | None = None) -> Completion:
+    completion = await _commit(transfer_id, delivered_amount, committed_at, actor, note)
+    if note is not None:
+        note.logged()
+    return completion
+
+
+async def _commit(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
+                  actor: str, note: AuditNote | None) -> Completion:
     """Commit a reservation: file the transfer into settlement batches (SPEC §4) and give back the undelivered
     receive part; all in one transaction. Lock order: the transfer, the batches, then the grant."""
     now = clock.now()
     async with in_transaction() as conn:
-        if within is not None:
-            await within(conn)
-        transfer = await _lock_transfer(conn, transfer_id)
+        transfer = await _lock_transfer(conn, transfer_id, note)
         if transfer.state == COMMITTED:
             return Completion(transfer)
         if transfer.state == ABORTED:
@@ -626,16 +684,22 @@ async def commit_transfer(transfer_id: str, delivered_amount: str | None, commit
 
 
 async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
-                         within: Within | None = None) -> Completion:
+                         note: AuditNote | None = None) -> Completion:
+    completion = await _abort(transfer_id, sent_amount, reason, actor, note)
+    if note is not None:
+        note.logged()
+    return completion
+
+
+async def _abort(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
+                 note: AuditNote | None) -> Completion:
     """Give back what was reserved but not sent: `sentAmount` (debit side) stays spent, the receive side is kept
     in proportion, rounded down to the currency's minor unit."""
     now = clock.now()
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise DomainError(errors.VALIDATION, f"reason is longer than {MAX_REASON_LENGTH} characters", ["reason"])
     async with in_transaction() as conn:
-        if within is not None:
-            await within(conn)
-        transfer = await _lock_transfer(conn, transfer_id)
+        transfer = await _lock_transfer(conn, transfer_id, note)
         if transfer.state == ABORTED:
             return Completion(transfer)
         if transfer.state == COMMITTED:

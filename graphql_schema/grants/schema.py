@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from strawberry.types import Info
@@ -46,18 +45,14 @@ def _published(info: Info, completion: grants.Completion) -> PreparedTransferPay
     return PreparedTransferPayload(prepared_transfer=PreparedTransfer(row=completion.transfer))
 
 
-def _in_transaction(audit: AuditScope) -> grants.Within:
-    """Write the mutation's audit entry first inside its own transaction (one commit carries both, and the insert
-    is not made while a grant's lock is held). A refusal rolls the entry back: `_refused` has `audited` write it."""
-
-    async def within(conn: Any) -> None:
-        await audit.record_within(conn)
-    return within
+def _note(info: Info, operation: str, target: str) -> grants.AuditNote:
+    """The audit entry, written inside the mutation's own transaction (app/grants.py); `_done` tells `audited`."""
+    return grants.AuditNote(info.context.principal, operation, target)
 
 
-def _refused(audit: AuditScope, payload: PreparedTransferPayload) -> PreparedTransferPayload:
-    audit.recorded = False  # the entry written within rolled back with the refused transaction
-    return audit.refused(payload)
+def _done(audit: AuditScope, payload: PreparedTransferPayload) -> PreparedTransferPayload:
+    audit.recorded = True  # committed with the change; a refusal rolled it back and `audited` records it
+    return payload
 
 
 @strawberry.type
@@ -76,10 +71,11 @@ class Mutation:
     async def prepare_transfer(self, info: Info, input: PrepareTransferInput) -> PreparedTransferPayload:
         async with audited(info, "prepareTransfer", input.transfer_id) as audit:
             try:
-                row = await grants.prepare_transfer(input.to_app(), info.context.actor, _in_transaction(audit))
+                row = await grants.prepare_transfer(input.to_app(), info.context.actor,
+                                                    _note(info, "prepareTransfer", input.transfer_id))
             except DomainError as exc:
-                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc.at("input"))]))
-            return PreparedTransferPayload(prepared_transfer=PreparedTransfer(row=row))
+                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc.at("input"))]))
+            return _done(audit, PreparedTransferPayload(prepared_transfer=PreparedTransfer(row=row)))
 
     @strawberry.mutation(permission_classes=[IsIngest],
                          description="Commit a reserved transfer and file it into settlement batches.")
@@ -88,10 +84,11 @@ class Mutation:
         async with audited(info, "commitTransfer", transfer_id) as audit:
             try:
                 completion = await grants.commit_transfer(transfer_id, delivered_amount, committed_at,
-                                                          info.context.actor, _in_transaction(audit))
+                                                          info.context.actor,
+                                                          _note(info, "commitTransfer", transfer_id))
             except DomainError as exc:
-                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc)]))
-            return _published(info, completion)
+                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc)]))
+            return _done(audit, _published(info, completion))
 
     @strawberry.mutation(permission_classes=[IsIngest], description="Abort a reserved transfer.")
     async def abort_transfer(self, info: Info, transfer_id: str, sent_amount: Amount | None = None,
@@ -99,10 +96,10 @@ class Mutation:
         async with audited(info, "abortTransfer", transfer_id) as audit:
             try:
                 completion = await grants.abort_transfer(transfer_id, sent_amount, reason, info.context.actor,
-                                                         _in_transaction(audit))
+                                                         _note(info, "abortTransfer", transfer_id))
             except DomainError as exc:
-                return _refused(audit, PreparedTransferPayload(user_errors=[UserError.of(exc)]))
-            return _published(info, completion)
+                return audit.refused(PreparedTransferPayload(user_errors=[UserError.of(exc)]))
+            return _done(audit, _published(info, completion))
 
     @strawberry.mutation(permission_classes=[IsOperator],
                          description="Recompute a grant's spent amounts from its transfers and report differences "
