@@ -51,10 +51,13 @@ class Batch(Model):
     window_end = fields.DatetimeField()
     sequence = fields.IntField()
     name = fields.CharField(max_length=255, unique=True)
-    status = fields.CharField(max_length=24, default="OPEN", db_index=True)
+    # Not indexed, nor is owner_matrix_id fully (migration 0003): settling a matrix changes the status of
+    # every batch it locked, and with no index on the column (and room left on each page, fillfactor 60 on
+    # PostgreSQL) those updates are HOT, touching no index.
+    status = fields.CharField(max_length=24, default="OPEN")
     # The matrix that locked the batch for settlement (SPEC §5); kept as a plain id so the settlement
-    # core does not depend on the matrices tables.
-    owner_matrix_id = fields.BigIntField(null=True, db_index=True)
+    # core does not depend on the matrices tables. Indexed where set (a partial index, migration 0003).
+    owner_matrix_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()
 
