@@ -766,7 +766,9 @@ async def _finish(conn: Any, transfer: PreparedTransfer, changes: dict[str, Any]
     n = len(values) + 1
     rows = await sql.rows(f"WITH u AS ({update}) SELECT id, limit_kind FROM payment_grant WHERE id = ${n} "
                           "FOR NO KEY UPDATE", [*values, grant_id])
-    if not rows or rows[0]["limit_kind"] is None:
+    if not rows:
+        raise DomainError(errors.NOT_FOUND, f"no grant {grant_id}", ["grantId"])
+    if rows[0]["limit_kind"] is None:
         return
     found = (await sql.rows(_SPEND_PG, [
         grant_id, transfer.interval_index, transfer.transfer_id, changes["state"], transfer.currency,
