@@ -93,8 +93,9 @@ async def apply(
     """Apply `action` to every batch that allows it, under row locks, inside the caller's transaction.
 
     Batches that do not allow it are returned as skipped with the reason; nothing is skipped silently.
-    `locked`: the rows as the caller locked them FOR UPDATE in this transaction (a matrix locks all its
-    batches first); without it the batches are locked here.
+    `locked`: the rows as they are, held by the caller: locked FOR UPDATE in this transaction (a matrix
+    locks all its batches first), or batches only the caller's locked matrix may move (its own
+    AWAITING_SETTLEMENT ones), whose row locks the update takes; without it the batches are locked here.
     """
     rule = TRANSITIONS[action]
     if locked is None:

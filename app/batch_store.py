@@ -425,17 +425,23 @@ class PostgresBatchStore(BatchStore):
         reason: str | None,
         matrix_id: int | None,
     ) -> None:
-        # One statement, one round trip: the update and the history rows from the same two arrays.
+        # One statement, one round trip: the update (only from the status the caller saw) and the history
+        # rows of what it updated. Every batch must move, else nothing does.
         if not changes:
             return
-        await self.execute(
+        _, rows = await self.conn.execute_query(
             "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS c(b, f)), "
-            "upd AS (UPDATE batch SET status = $3, owner_matrix_id = $4, updated_at = $5 FROM c WHERE batch.id = c.b) "
-            "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
-            "SELECT b, f, $3, $5, $6, $7, $8 FROM c",
+            "upd AS (UPDATE batch SET status = $3, owner_matrix_id = $4, updated_at = $5 FROM c "
+            "  WHERE batch.id = c.b AND batch.status = c.f RETURNING c.b, c.f), "
+            "ins AS (INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "  SELECT b, f, $3, $5, $6, $7, $8 FROM upd RETURNING 1) "
+            "SELECT count(*) FROM ins",
             [[c[0] for c in changes], [c[1] for c in changes], to_status, owner_matrix_id, at, actor, reason,
              matrix_id],
         )
+        if int(rows[0][0]) != len(changes):
+            raise RuntimeError(f"{len(changes) - int(rows[0][0])} of {len(changes)} batch(es) were not in the "
+                               f"status they were read in; nothing was changed")
 
     async def add_history(
         self,

@@ -467,14 +467,20 @@ async def settle_matrix(matrix_id: int, expected: str | None, actor: str, four_e
                 await _check_checksum(conn, matrix, expected)
                 result.skipped = [Skipped(r[0], _unsettleable(BatchRow(*r), matrix.id))
                                   for r in await mt.unowned_members(conn, matrix)]
-            owned = await mt.owned_ids(conn, matrix.id, BatchStatus.AWAITING_SETTLEMENT)
-            if not owned:
+            awaiting = BatchStatus.AWAITING_SETTLEMENT
+            owned_rows = await mt.owned_batches(conn, matrix.id, awaiting)
+            if not owned_rows:
                 raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
+            owned = [batch_id for batch_id, _ in owned_rows]
+            # Only this matrix's commands move the batches it locked, and its row is locked: they are as read,
+            # and the UPDATE takes their row locks (in id order) without a separate locking pass.
+            rows = {i: BatchRow(i, awaiting, sequence, matrix.id) for i, sequence in owned_rows}
             # One pass over the settled batches' accounts gives both the report and the rollup move.
             moves = await mt.bucket_sums(conn, owned)
             settled_totals = mt.participant_totals(moves)
             settled, refused = await apply(store, owned, Action.SETTLE, actor=actor, reason=f"settled in matrix "
-                                           f"{matrix.id}", now=now, matrix_id=matrix.id, move_totals=False)
+                                           f"{matrix.id}", now=now, matrix_id=matrix.id, move_totals=False,
+                                           locked=rows)
             if refused:  # cannot happen: the batches are locked to this matrix, which is locked too
                 raise DomainError(errors.INTERNAL, f"matrix {matrix.id}: {len(refused)} locked batch(es) refused")
             await mt.apply_bucket_moves(conn, moves, BatchStatus.SETTLED.value)
