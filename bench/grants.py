@@ -7,7 +7,8 @@ Creates a fresh database, starts `settlegraph serve` as a subprocess (SETTLEGRAP
   and recordTransfers with one transfer a call (the cost of one plain ingest call through the same stack);
 * hot: every pair under ONE grant (daily interval, debit limit): each prepare and each commit takes that
   grant's row lock, so they queue on it;
-* spread: pairs spread over `--grants` grants (1,000 by default), each with its own payer.
+* spread: pairs spread over `--grants` grants (1,000 by default), each with its own payer; then as many
+  pairs without grants from as many other payers (baseline: as many settlement batches to open and file into).
 
 At the end it checks, through the API (reconcileGrant), that the hot grant and a sample of the spread grants
 reconcile, and that the hot grant's spent amount equals the pairs committed. Exits 1 on any failure.
@@ -297,6 +298,10 @@ async def main(args: argparse.Namespace) -> int:
             await drive(base_url, args.pairs, args.clients,
                         pair(f"spread-{run}", lambda n: (spread[n % len(spread)], f"payer-{n % len(spread):04d}")),
                         Phase(f"spread: {len(spread)} grants")),
+            # What the spread phase costs without its grants: as many other payers, so as many batches to open.
+            await drive(base_url, args.pairs, args.clients,
+                        pair(f"spread-none-{run}", lambda n: (None, f"other-payer-{n % len(spread):04d}")),
+                        Phase(f"baseline: {len(spread)} payers, no grant")),
         ]
         print()
         for phase in phases:
