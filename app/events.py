@@ -461,6 +461,7 @@ class PostgresEventBus(EventBus):
         self._lost = asyncio.Event()
         self._up = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._own_prefix = _dumps({"o": self.origin})[:-1] + ","  # how every payload of this process begins
 
     @property
     def connected(self) -> bool:
@@ -584,6 +585,8 @@ class PostgresEventBus(EventBus):
                 await asyncio.wait_for(self._connection.fetchval("SELECT 1"), self.health_interval)
 
     def _on_notification(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(self._own_prefix):  # our own, delivered locally at publish: not decoded again
+            return
         try:
             origin, events = decode(payload)
         except (ValueError, KeyError, TypeError) as exc:
