@@ -11,6 +11,19 @@ from models.settlement import AuditEntry
 log = logging.getLogger("settlegraph.audit")
 
 
+def columns(principal: Principal | None, operation: str, target: str | None) -> tuple[str, str, str, str | None]:
+    """actor, roles, operation and target as an audit entry stores them (hand-written SQL writes them too)."""
+    actor = principal.name if principal else "anonymous"
+    roles = ",".join(sorted(r.value for r in principal.roles)) if principal else ""
+    return actor, roles, operation, (target or "")[:512] or None
+
+
+def logged(principal: Principal | None, operation: str, target: str | None, outcome: str) -> None:
+    """The log line of an entry, once it is committed."""
+    actor = principal.name if principal else "anonymous"
+    log.info("audit", extra={"actor": actor, "operation": operation, "target": target, "outcome": outcome})
+
+
 async def record(
     principal: Principal | None,
     operation: str,
@@ -21,10 +34,7 @@ async def record(
     using_db: Any = None,
 ) -> None:
     """Write one entry; `using_db`: inside that open transaction instead of a transaction of its own."""
-    actor = principal.name if principal else "anonymous"
-    roles = ",".join(sorted(r.value for r in principal.roles)) if principal else ""
-    await AuditEntry.create(
-        actor=actor, roles=roles, operation=operation, target=(target or "")[:512] or None, outcome=outcome,
-        detail=detail, at=clock.now(), using_db=using_db,
-    )
-    log.info("audit", extra={"actor": actor, "operation": operation, "target": target, "outcome": outcome})
+    actor, roles, operation, stored_target = columns(principal, operation, target)
+    await AuditEntry.create(actor=actor, roles=roles, operation=operation, target=stored_target, outcome=outcome,
+                            detail=detail, at=clock.now(), using_db=using_db)
+    logged(principal, operation, target, outcome)

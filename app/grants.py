@@ -31,7 +31,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import clock, errors, intervals, metrics, money, recording
+from app import audit, clock, errors, intervals, metrics, money, recording
 from app.auth import Principal
 from app.batch_store import MODEL_COLUMNS
 from app.batches import parse_id
@@ -42,9 +42,6 @@ from models.grants import Grant, GrantSpentAmount, PreparedTransfer
 from models.settlement import AuditEntry
 
 log = logging.getLogger("settlegraph.grants")
-
-audit_log = logging.getLogger("settlegraph.audit")
-
 
 @dataclass(frozen=True)
 class AuditNote:
@@ -59,14 +56,10 @@ class AuditNote:
 
     def columns(self) -> list[Any]:
         """actor, roles, operation, target, at — the outcome is OK and the detail NULL."""
-        p = self.principal
-        return [p.name if p else "anonymous", ",".join(sorted(r.value for r in p.roles)) if p else "",
-                self.operation, (self.target or "")[:512] or None, clock.now()]
+        return [*audit.columns(self.principal, self.operation, self.target), clock.now()]
 
     def logged(self) -> None:
-        actor = self.principal.name if self.principal else "anonymous"
-        audit_log.info("audit", extra={"actor": actor, "operation": self.operation, "target": self.target,
-                                       "outcome": "OK"})
+        audit.logged(self.principal, self.operation, self.target, "OK")
 
 
 def _audit_cte(note: AuditNote | None, first: int) -> str:
@@ -482,7 +475,7 @@ async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, no
         rows = await sql.rows(_START.format(audit="", lock=""), [grant_number, request.transfer_id])
     # The one row without a model name carries the grant (or NULLs) and whether the id is taken.
     start = next(r for r in rows if r["name"] is None)
-    checked = _check(request, prepared_at, now, recording._model_infos([r for r in rows if r["name"] is not None]))
+    checked = _check(request, prepared_at, now, recording.model_infos([r for r in rows if r["name"] is not None]))
     grant: Grant | None = None
     period: Period | None = None
     if checked.grant_id is not None:
@@ -621,8 +614,8 @@ async def _lock_transfer(conn: Any, transfer_id: str, note: AuditNote | None) ->
     """The prepared transfer, locked; the audit entry is written by the same statement (PostgreSQL)."""
     sql = _Sql(conn)
     if sql.postgres:
-        audit = _audit_cte(note, 2)
-        rows = await sql.rows(f"{'WITH ' + audit[:-2] + ' ' if audit else ''}SELECT * FROM prepared_transfer "
+        audit_cte = _audit_cte(note, 2)
+        rows = await sql.rows(f"{'WITH ' + audit_cte[:-2] + ' ' if audit_cte else ''}SELECT * FROM prepared_transfer "
                               "WHERE transfer_id = $1 FOR NO KEY UPDATE",
                               [transfer_id, *(note.columns() if note else [])])
     else:

@@ -180,10 +180,10 @@ def _model_for(name: str | None, models: dict[str, ModelInfo], currency: str) ->
 
 
 async def load_models(store: BatchStore) -> dict[str, ModelInfo]:
-    return _model_infos(await store.rows(MODELS_SQL))
+    return model_infos(await store.rows(MODELS_SQL))
 
 
-def _model_infos(rows: Sequence[dict[str, Any]]) -> dict[str, ModelInfo]:
+def model_infos(rows: Sequence[dict[str, Any]]) -> dict[str, ModelInfo]:
     return {r["name"]: ModelInfo(r["id"], r["name"], r["batch_interval_seconds"],
                                  tuple(_json_list(r["currencies"])), tuple(_json_list(r["segment_by"])),
                                  bool(r["is_active"]), bool(r["is_default"])) for r in rows}
@@ -227,7 +227,7 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
     now = clock.now()
     # The transfers already stored are looked up with the models, before validation, to save a round trip.
     model_rows, existing = await store.models_and_transfers([r.transfer_id for r in requests])
-    models = _model_infos(model_rows)
+    models = model_infos(model_rows)
     outcomes: list[Outcome] = [Outcome(r.transfer_id, "REJECTED") for r in requests]
     valid: list[Prepared] = []
     first_seen: dict[str, Prepared] = {}
