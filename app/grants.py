@@ -35,7 +35,16 @@ from app import audit, clock, errors, intervals, metrics, money, recording
 from app.auth import Principal
 from app.batch_store import MODEL_COLUMNS
 from app.batches import parse_id
-from app.errors import DomainError
+from app.errors import (
+    AMOUNT_EXCEEDS_RESERVED,
+    GRANT_CURRENCY_MISMATCH,
+    GRANT_LIMIT_EXCEEDED,
+    GRANT_NOT_ACTIVE,
+    GRANT_PAYEE_MISMATCH,
+    GRANT_PAYER_MISMATCH,
+    ONLY_ONE_GRANT_AMOUNT,
+    DomainError,
+)
 from app.intervals import Period
 from app.recording import RecordingResult, TransferRequest
 from models.grants import Grant, GrantSpentAmount, PreparedTransfer
@@ -77,15 +86,7 @@ async def _audit_sqlite(conn: Any, note: AuditNote | None) -> None:
         await AuditEntry.create(actor=actor, roles=roles, operation=operation, target=target, outcome="OK",
                                 detail=None, at=at, using_db=conn)
 
-# Stable codes of grant refusals (with errors.VALIDATION, NOT_FOUND, INVALID_TRANSITION, TRANSFER_CONFLICT).
-ONLY_ONE_GRANT_AMOUNT = "ONLY_ONE_GRANT_AMOUNT"
-GRANT_LIMIT_EXCEEDED = "GRANT_LIMIT_EXCEEDED"
-GRANT_PAYER_MISMATCH = "GRANT_PAYER_MISMATCH"
-GRANT_PAYEE_MISMATCH = "GRANT_PAYEE_MISMATCH"
-GRANT_CURRENCY_MISMATCH = "GRANT_CURRENCY_MISMATCH"
-GRANT_NOT_ACTIVE = "GRANT_NOT_ACTIVE"  # the grant's interval has no period at the preparation time
-AMOUNT_EXCEEDS_RESERVED = "AMOUNT_EXCEEDS_RESERVED"
-
+# Record kinds and states (the stable refusal codes are in app/errors.py).
 DEBIT = "DEBIT"
 RECEIVE = "RECEIVE"
 RESERVED = "RESERVED"

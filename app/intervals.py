@@ -23,9 +23,11 @@ from decimal import Decimal, InvalidOperation
 import aniso8601
 from aniso8601.builders import TupleBuilder
 
-from app.errors import DomainError
+from app.errors import (
+    INVALID_INTERVAL,
+    DomainError,
+)
 
-INVALID_INTERVAL = "INVALID_INTERVAL"
 MAX_LENGTH = 200
 # Mean Gregorian month, only to estimate an index before stepping to the exact one.
 _MEAN_MONTH = timedelta(days=365.2425 / 12)

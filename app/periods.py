@@ -6,10 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from app import errors
-from app.errors import DomainError
-
-PERIOD_TOO_FINE = "PERIOD_TOO_FINE"
-PERIOD_MISALIGNED = "PERIOD_MISALIGNED"
+from app.errors import PERIOD_MISALIGNED, PERIOD_TOO_FINE, DomainError
 
 
 class TimeUnit(enum.StrEnum):
