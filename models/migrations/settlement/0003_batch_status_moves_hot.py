@@ -1,30 +1,7 @@
-from typing import Any
-
 from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
 
-
-class RunOnPostgres(ops.RunSQL):
-    """SQL that only PostgreSQL has (storage parameters); nothing on SQLite."""
-
-    async def database_forward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
-        if state_editor is not None and state_editor.client.capabilities.dialect == "postgres":
-            await super().database_forward(app_label, old_state, new_state, state_editor)
-
-    async def database_backward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
-        if state_editor is not None and state_editor.client.capabilities.dialect == "postgres":
-            await super().database_backward(app_label, old_state, new_state, state_editor)
-
-
-class AlterFieldState(ops.AlterField):
-    """The field's new definition in the migration state only: the index is dropped by name below, as
-    Tortoise's SQLite AlterField rebuilds the table and loses its other indexes and unique constraints."""
-
-    async def database_forward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
-        return None
-
-    async def database_backward(self, app_label: str, old_state: Any, new_state: Any, state_editor: Any = None) -> None:
-        return None
+from models.migrations.settlement._operations import AlterFieldState, RunOnPostgres
 
 
 class Migration(migrations.Migration):
