@@ -50,7 +50,9 @@ TRANSITIONS: dict[Action, Transition] = {
 }
 
 
-@dataclass(frozen=True)
+# Not frozen: a matrix settling 86,400 batches builds one per batch, and a frozen dataclass's __init__
+# costs several times as much.
+@dataclass(slots=True)
 class StatusChange:
     batch_id: int
     from_status: str | None
@@ -102,6 +104,8 @@ async def apply(
         locked = await store.lock_batches(batch_ids, exclusive=True)
     changes: list[StatusChange] = []
     skipped: list[Skipped] = []
+    moving: list[int] = []
+    sources: list[str] = []
     for batch_id in batch_ids:
         row = locked.get(batch_id)
         if row is None:
@@ -112,15 +116,16 @@ async def apply(
             skipped.append(Skipped(batch_id, why))
             continue
         changes.append(StatusChange(batch_id, row.status, rule.target, now, actor, reason, matrix_id))
+        moving.append(batch_id)
+        sources.append(row.status)
     if changes:
         owner = matrix_id if rule.target is BatchStatus.AWAITING_SETTLEMENT else None
         if rule.target is BatchStatus.SETTLED:
             owner = matrix_id  # a settled batch remembers the matrix that settled it
         # The hourly rollup of matrix totals follows the batches from their old status to the new one
         # (unless the caller moves them: settlement reuses the sums for its report).
-        moves = await bucket_sums(store.conn, [c.batch_id for c in changes]) if move_totals else []
-        await store.change_status([(c.batch_id, c.from_status) for c in changes], rule.target, owner, now, actor,
-                                  reason, matrix_id)
+        moves = await bucket_sums(store.conn, moving) if move_totals else []
+        await store.change_status(moving, sources, rule.target, owner, now, actor, reason, matrix_id)
         await apply_bucket_moves(store.conn, moves, rule.target)
     return changes, skipped
 

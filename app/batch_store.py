@@ -150,7 +150,8 @@ class BatchStore:
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
     async def change_status(
         self,
-        changes: Sequence[tuple[int, str | None]],
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
         to_status: str,
         owner_matrix_id: int | None,
         at: datetime,
@@ -158,12 +159,13 @@ class BatchStore:
         reason: str | None,
         matrix_id: int | None,
     ) -> None:
-        """Move the (locked) batches, given as (batch id, from status), to `to_status` and write one history
-        row each."""
-        if not changes:
+        """Move the (locked) batches from their status (as read, same order) to `to_status` and write one
+        history row each."""
+        if not batch_ids:
             return
-        await self.set_status([c[0] for c in changes], to_status, owner_matrix_id, at)
-        await self.add_history([(b, f, to_status) for b, f in changes], at, actor, reason, matrix_id)
+        await self.set_status(batch_ids, to_status, owner_matrix_id, at)
+        await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
+                               actor, reason, matrix_id)
 
     async def models_and_transfers(
         self, transfer_ids: Sequence[str]
@@ -417,7 +419,8 @@ class PostgresBatchStore(BatchStore):
 
     async def change_status(
         self,
-        changes: Sequence[tuple[int, str | None]],
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
         to_status: str,
         owner_matrix_id: int | None,
         at: datetime,
@@ -427,7 +430,7 @@ class PostgresBatchStore(BatchStore):
     ) -> None:
         # One statement, one round trip: the update (only from the status the caller saw) and the history
         # rows of what it updated. Every batch must move, else nothing does.
-        if not changes:
+        if not batch_ids:
             return
         _, rows = await self.conn.execute_query(
             "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS c(b, f)), "
@@ -436,11 +439,10 @@ class PostgresBatchStore(BatchStore):
             "ins AS (INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
             "  SELECT b, f, $3, $5, $6, $7, $8 FROM upd RETURNING 1) "
             "SELECT count(*) FROM ins",
-            [[c[0] for c in changes], [c[1] for c in changes], to_status, owner_matrix_id, at, actor, reason,
-             matrix_id],
+            [list(batch_ids), list(from_statuses), to_status, owner_matrix_id, at, actor, reason, matrix_id],
         )
-        if int(rows[0][0]) != len(changes):
-            raise RuntimeError(f"{len(changes) - int(rows[0][0])} of {len(changes)} batch(es) were not in the "
+        if int(rows[0][0]) != len(batch_ids):
+            raise RuntimeError(f"{len(batch_ids) - int(rows[0][0])} of {len(batch_ids)} batch(es) were not in the "
                                f"status they were read in; nothing was changed")
 
     async def add_history(

@@ -43,7 +43,9 @@ DEFAULT_QUEUE_SIZE = 100  # events (or results) a subscriber may fall behind bef
 
 
 # eq=False: events compare by identity, so the API layer can key per-event state (fresh loaders) on them.
-@dataclass(frozen=True, eq=False)
+# Not frozen (slots; weakly referenced per event by the API layer): a settled matrix publishes one per batch,
+# 86,400 for a day of one-second batches.
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class BatchStatusEvent:
     batch_id: int
     from_status: str | None
