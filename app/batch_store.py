@@ -59,7 +59,7 @@ class AccountDelta:
     transfer_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a matrix locks 86,400 of them at once
 class BatchRow:
     id: int
     status: str

@@ -308,6 +308,10 @@ async def totals(conn: Any, matrix: SettlementMatrix) -> MatrixTotals:
 
 async def member_ids(conn: Any, matrix: SettlementMatrix) -> list[int]:
     q = Sql(dialect_of(conn))
+    if q.dialect == "postgres":  # one array, not a record per batch
+        _, rows = await conn.execute_query(
+            f"SELECT array_agg(b.id ORDER BY b.id) FROM batch b WHERE {members_where(q, matrix)}", q.values)
+        return list(rows[0][0] or []) if rows else []
     _, rows = await conn.execute_query(f"SELECT b.id FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id",
                                        q.values)
     return [int(r[0]) for r in rows]
