@@ -346,9 +346,9 @@ class PostgresBatchStore(BatchStore):
             f"WHERE id = ANY($1::bigint[]) ORDER BY id FOR {mode}) AS locked",
             [sorted(set(batch_ids))],
         )
-        ids, statuses, sequences, owners = rows[0] if rows else (None, None, None, None)
-        if not ids:
+        if not rows or rows[0][0] is None:
             return {}
+        ids, statuses, sequences, owners = rows[0]
         return {i: BatchRow(i, s, n, o) for i, s, n, o in zip(ids, statuses, sequences, owners, strict=True)}
 
     async def insert_transfers(self, rows: Sequence[TransferRow], now: datetime) -> set[str]:
