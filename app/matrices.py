@@ -11,37 +11,31 @@ that batch's row: the second sees it locked by the first and skips it with that 
 """
 from __future__ import annotations
 
-import asyncio
 import enum
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from tortoise.connection import get_connection
-from tortoise.exceptions import OperationalError, TransactionManagementError
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from app import clock, errors, ledger, money, periods
+from app import clock, database, errors, ledger, money, periods
 from app import matrix_totals as mt
 from app.batch_lifecycle import TRANSITIONS, Action, BatchStatus, Skipped, StatusChange, apply, refusal
 from app.batch_store import BatchRow, store_for
 from app.batching import SEGMENT_SEPARATOR
-from app.errors import DomainError
+from app.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
 from models.matrices import MatrixBatch, Settlement, SettlementMatrix, SettlementTotal
 from models.settlement import Batch, SettlementModel
 
 log = logging.getLogger(__name__)
 
-MATRIX_CHANGED = "MATRIX_CHANGED"
-EMPTY_MATRIX = "EMPTY_MATRIX"
-FOUR_EYES = "FOUR_EYES"
 MAX_BATCH_IDS = 10_000
-RETRIES = 4
 T = TypeVar("T")
 
 
@@ -305,29 +299,6 @@ async def edit_static(matrix_id: int, batch_ids: Sequence[str | int], add: bool)
 
 # -- commands --------------------------------------------------------------------------------------
 
-async def _retrying(work: Callable[[], Awaitable[T]]) -> T:
-    """Run a command's transaction, again when PostgreSQL broke a deadlock by aborting it."""
-    for attempt in range(RETRIES):
-        try:
-            return await work()
-        except (OperationalError, TransactionManagementError) as exc:
-            if attempt + 1 < RETRIES and _is_retryable(exc):
-                log.warning("matrix command retried after %s", type(exc).__name__)
-                await asyncio.sleep(0.01 * (attempt + 1))
-                continue
-            raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if type(seen).__name__ in {"DeadlockDetectedError", "SerializationError"}:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 def _skip_reason(action: Action, row: BatchRow, matrix_id: int) -> str | None:
     """Why a matrix-wide `action` leaves this batch alone; None when it applies (or the batch is there already)."""
     rule = TRANSITIONS[action]
@@ -352,7 +323,7 @@ async def _matrix_wide(matrix_id: int, action: Action, actor: str, reason: str |
             changes, refused = await apply(store, targets, action, actor=actor, reason=reason, now=now,
                                            matrix_id=matrix.id, locked=rows)
             return CommandResult(matrix, changes, skipped + refused)
-    return await _retrying(work)
+    return await database.retrying_deadlocks(work, "matrix command")
 
 
 async def close_matrix(matrix_id: int, actor: str) -> CommandResult:
@@ -422,7 +393,7 @@ async def request_settlement(matrix_id: int, expected: str | None, actor: str) -
             matrix = await _locked_matrix(matrix_id)
             _require_status(matrix, [MatrixStatus.OPEN], "request settlement of")
             return await _request(conn, matrix, expected, actor, clock.now())
-    return await _retrying(work)
+    return await database.retrying_deadlocks(work, "matrix command")
 
 
 async def cancel_settlement(matrix_id: int, actor: str) -> CommandResult:
@@ -440,7 +411,7 @@ async def cancel_settlement(matrix_id: int, actor: str) -> CommandResult:
                 await MatrixBatch.filter(matrix_id=matrix.id).delete()
             await _touch(matrix, now, status=MatrixStatus.OPEN.value, requested_by=None, requested_at=None)
             return CommandResult(matrix, changes, skipped)
-    return await _retrying(work)
+    return await database.retrying_deadlocks(work, "matrix command")
 
 
 async def settle_matrix(matrix_id: int, expected: str | None, actor: str, four_eyes: bool) -> CommandResult:
@@ -496,7 +467,7 @@ async def settle_matrix(matrix_id: int, expected: str | None, actor: str, four_e
             result.skipped += refused
             result.settlement = settlement
             return result
-    return await _retrying(work)
+    return await database.retrying_deadlocks(work, "matrix command")
 
 
 # -- settlement reports ----------------------------------------------------------------------------
