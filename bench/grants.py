@@ -25,10 +25,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import uuid
@@ -38,11 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import uvloop
+from harness import create_database, drop_database, free_port, start_server, stop_server, wait_ready
 
-ROOT = Path(__file__).resolve().parent.parent
 OPERATOR_KEY, INGEST_KEY = "bench-operator", "bench-ingest"
 API_KEYS = f"{OPERATOR_KEY}:OPERATOR:bench-operator,{INGEST_KEY}:INGEST:bench-ingest"
 
@@ -78,69 +74,6 @@ class Phase:
         return (f"{self.name:<34} {self.pairs:>6} {unit} in {self.seconds:6.2f} s = {self.rate:7.0f} {unit}/s   "
                 f"p50 {self.pct(50):5.1f} ms  p99 {self.pct(99):6.1f} ms  mean {mean:5.1f} ms  "
                 f"failures {len(self.failures)}")
-
-
-def _dsn(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
-
-
-async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"settlegraph_bench_grants_{uuid.uuid4().hex[:8]}"
-    prefix = base_url.rstrip("/").rpartition("/")[0]
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{prefix}/{name}", name
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    prefix = base_url.rstrip("/").rpartition("/")[0]
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(database_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
-           "SETTLEGRAPH_LOG_LEVEL": "WARNING"}
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
-    log = log_path.open("wb")
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-async def wait_ready(base_url: str, server: subprocess.Popen[bytes]) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise SystemExit(f"server exited with {server.returncode}; see its log")
-            try:
-                if (await http.get("/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("server did not become ready within 60 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 class Connection:
@@ -277,7 +210,7 @@ async def main(args: argparse.Namespace) -> int:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = Path(args.log)
-    server = start_server(database_url, port, args.workers, log_path)
+    server = start_server(database_url, port, API_KEYS, log_path, args.workers)
     failed = False
     try:
         await wait_ready(base_url, server)

@@ -28,14 +28,12 @@ import json
 import os
 import random
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -50,9 +48,18 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    dsn,
+    free_port,
+    start_server,
+    stop_server,
+    wait_ready,
+)
+
 from app import recording  # noqa: E402
 from app.batch_store import PostgresBatchStore  # noqa: E402
-from app.database import normalise_url  # noqa: E402
 
 ADMIN_KEY, INGEST_KEY = "bench-admin", "bench-ingest"
 API_KEYS = f"{ADMIN_KEY}:ADMIN:bench-admin,{INGEST_KEY}:INGEST:bench-ingest"
@@ -275,73 +282,7 @@ class Profiler:
             self.proc = None
 
 
-# -- the database and the server ---------------------------------------------------------------------
-
-def _dsn(url: str) -> str:
-    return normalise_url(url).replace("postgres://", "postgresql://", 1)
-
-
-async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"settlegraph_bench_ingest_{uuid.uuid4().hex[:10]}"
-    prefix, _, _ = base_url.rstrip("/").rpartition("/")
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{prefix}/{name}", name
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    prefix, _, _ = base_url.rstrip("/").rpartition("/")
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(database_url: str, port: int, workers: int, log_path: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
-           "SETTLEGRAPH_LOG_LEVEL": os.environ.get("SETTLEGRAPH_LOG_LEVEL", "WARNING")}
-    # what the `settlegraph` console script runs, from this checkout (cwd) whichever one is installed
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
-    if workers != 1:
-        command += ["--workers", str(workers)]
-    log = log_path.open("wb")
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-async def wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes], workers: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}; see its log")
-        with suppress(httpx.HTTPError):
-            if (await http.get("/readyz")).status_code == 200:
-                if workers > 1:
-                    await asyncio.sleep(2.0)  # let every worker finish its start-up
-                return
-        await asyncio.sleep(0.2)
-    raise SystemExit("server did not become ready within 60 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-
+# -- the API ---------------------------------------------------------------------------------------------
 
 async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str,
               keep_alive: bool = True) -> dict[str, Any]:
@@ -547,19 +488,19 @@ def load() -> str:
 
 
 async def main(args: argparse.Namespace) -> int:
-    database_url, name = await create_database(args.postgres_url)
+    database_url, name = await create_database(args.postgres_url, 'settlegraph_bench_ingest')
     port = args.port or free_port()
     log_path = Path(args.server_log)
-    server = start_server(database_url, port, args.workers, log_path)
+    server = start_server(database_url, port, API_KEYS, log_path, args.workers)
     failures: list[str] = []
     print(f"bench/ingest.py: database {name}, server pid {server.pid} on :{port}, workers {args.workers}, "
           f"{os.cpu_count()} cores, {load()}")
-    pool = await asyncpg.create_pool(_dsn(database_url), min_size=args.clients, max_size=args.clients)
+    pool = await asyncpg.create_pool(dsn(database_url), min_size=args.clients, max_size=args.clients)
     profiler = Profiler(args.profile_dir, server.pid)
     try:
         base_url = f"http://127.0.0.1:{port}"
         async with http_client(base_url) as http:
-            await wait_ready(http, server, args.workers)
+            await wait_ready(base_url, server, args.workers)
             await create_models(http)
             rows = make_rows(args.transfers, args.participants, args.spread, args.seed)
             expected = 0

@@ -25,14 +25,9 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import uuid
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,8 +39,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import create_database, drop_database, dsn, free_port, start_server, stop_server, wait_ready  # noqa: E402
+
 from app import matrix_totals  # noqa: E402
-from app.database import normalise_url  # noqa: E402
 
 ADMIN_KEY, SETTLER_KEY = "bench-admin", "bench-settler"
 API_KEYS = f"{ADMIN_KEY}:ADMIN:bench-admin,{SETTLER_KEY}:SETTLER:bench-settler"
@@ -64,63 +60,6 @@ REQUEST = """mutation($id: ID!) { requestSettlement(id: $id) { matrix { status }
   userErrors { code message } } }"""
 SETTLE = """mutation($id: ID!) { settleMatrix(id: $id) { report { id participants { participantId net } }
   userErrors { code message } } }"""
-
-
-def _dsn(url: str) -> str:
-    return normalise_url(url).replace("postgres://", "postgresql://", 1)
-
-
-async def create_database(base_url: str) -> tuple[str, str]:
-    name = f"settlegraph_bench_{uuid.uuid4().hex[:10]}"
-    prefix, _, _ = base_url.rstrip("/").rpartition("/")
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return f"{prefix}/{name}", name
-
-
-async def drop_database(base_url: str, name: str) -> None:
-    prefix, _, _ = base_url.rstrip("/").rpartition("/")
-    admin = await asyncpg.connect(dsn=_dsn(f"{prefix}/postgres"))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-def start_server(database_url: str, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": API_KEYS,
-           "SETTLEGRAPH_FOUR_EYES": "true", "SETTLEGRAPH_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
-    return server, port
-
-
-async def wait_ready(http: httpx.AsyncClient, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"server exited with {server.returncode}; see its log")
-        with suppress(httpx.HTTPError):
-            if (await http.get("/readyz")).status_code == 200:
-                return
-        await asyncio.sleep(0.2)
-    raise SystemExit("server did not become ready within 60 s")
-
-
-def stop_server(server: subprocess.Popen[bytes]) -> None:
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
 
 
 async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
@@ -296,16 +235,17 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
 async def main(args: argparse.Namespace) -> int:
     database_url, db_name = await create_database(args.postgres_url)
     if args.log_slow_ms is not None:  # statements slower than this go to PostgreSQL's log
-        admin = await asyncpg.connect(_dsn(database_url))
+        admin = await asyncpg.connect(dsn(database_url))
         await admin.execute(f'ALTER DATABASE "{db_name}" SET log_min_duration_statement = {int(args.log_slow_ms)}')
         await admin.close()
-    server, port = start_server(database_url, Path(args.server_log))
+    port = free_port()
+    server = start_server(database_url, port, API_KEYS, Path(args.server_log), SETTLEGRAPH_FOUR_EYES="true")
     failures: list[str] = []
     print(f"bench/matrix.py: database {db_name}, server pid {server.pid} on :{port}, {load()}")
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as http:
-            await wait_ready(http, server)
-            conn = await asyncpg.connect(_dsn(database_url))
+            await wait_ready(f"http://127.0.0.1:{port}", server)
+            conn = await asyncpg.connect(dsn(database_url))
             try:
                 start = START
                 for count in [] if args.settle_only else args.sizes:

@@ -1,0 +1,85 @@
+"""What every benchmark needs around the code it measures: a fresh PostgreSQL database and a real
+`settlegraph serve` subprocess from this checkout."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import suppress
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def dsn(url: str) -> str:
+    """asyncpg's spelling of a settlegraph database URL."""
+    return url.replace("postgres://", "postgresql://", 1).replace("asyncpg://", "postgresql://", 1)
+
+
+async def _admin(base_url: str, statement: str) -> None:
+    prefix = base_url.rstrip("/").rpartition("/")[0]
+    admin = await asyncpg.connect(dsn=dsn(f"{prefix}/postgres"))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def create_database(base_url: str, prefix: str = "settlegraph_bench") -> tuple[str, str]:
+    """A new, empty database on the server of base_url: (its URL, its name)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    await _admin(base_url, f'CREATE DATABASE "{name}"')
+    return f"{base_url.rstrip('/').rpartition('/')[0]}/{name}", name
+
+
+async def drop_database(base_url: str, name: str) -> None:
+    await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(database_url: str, port: int, api_keys: str, log_path: Path, workers: int = 1,
+                 **env: str) -> subprocess.Popen[bytes]:
+    """`settlegraph serve` (what the console script runs) from this checkout, in a session of its own."""
+    environment = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_API_KEYS": api_keys,
+                   "SETTLEGRAPH_LOG_LEVEL": os.environ.get("SETTLEGRAPH_LOG_LEVEL", "WARNING"), **env}
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    return subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log_path.open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+async def wait_ready(base_url: str, server: subprocess.Popen[bytes], workers: int = 1) -> None:
+    async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise SystemExit(f"server exited with {server.returncode}; see its log")
+            with suppress(httpx.HTTPError):
+                if (await http.get("/readyz")).status_code == 200:
+                    if workers > 1:
+                        await asyncio.sleep(2.0)  # let every worker finish its start-up
+                    return
+            await asyncio.sleep(0.1)
+    raise SystemExit("server did not become ready within 60 s")
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
