@@ -10,6 +10,7 @@ from tortoise import Tortoise
 
 from tests.api.transfers import RECORD, transfer
 
+BATCH_COUNT = """query($id: ID!) { batch(ref: {id: $id}) { status transferCount } }"""
 CLOSE = """mutation($id: String!) { closeBatch(ref: {transferId: $id}) {
   batch { id name transferCount accounts { participantId debit credit } } userErrors { code } } }"""
 
@@ -98,3 +99,29 @@ async def test_a_close_waits_for_the_recorder_in_flight(gql, server):
     assert closed["transferCount"] == 2
     late = await record(gql, transfer("late", committed_at="2026-03-02T14:07:00Z"))
     assert late["results"][0]["batch"]["name"].endswith(".002")
+
+
+async def test_a_recorder_waits_for_the_close_in_flight_then_opens_the_next_sequence(gql, server):
+    """The other order: a close holds its batch while a recorder arrives; the recorder must wait, see CLOSED,
+    and file into the next sequence — never into the batch being closed."""
+    if server.backend != "postgres":
+        pytest.skip("needs concurrent transactions (PostgreSQL)")
+    from tortoise.transactions import in_transaction
+
+    from app import clock
+    from app.batch_lifecycle import Action, apply_one
+    from app.batch_store import store_for
+    from tests.api.transfers import record
+
+    first = await record(gql, transfer("first"))
+    batch_id = int(first["results"][0]["batch"]["id"])
+    async with in_transaction() as conn:
+        await apply_one(store_for(conn), batch_id, Action.CLOSE, actor="test", reason="cut-off", now=clock.now())
+        late = asyncio.create_task(record(gql, transfer("late", committed_at="2026-03-02T14:07:00Z")))
+        done, _ = await asyncio.wait({late}, timeout=0.5)
+        assert not done, "the recorder did not wait for the close in flight"
+    filed = (await late)["results"][0]
+    assert filed["outcome"] == "RECORDED"
+    assert filed["batch"]["name"].endswith(".002") and filed["batch"]["status"] == "OPEN"
+    closed = (await gql(BATCH_COUNT, {"id": str(batch_id)}))["batch"]
+    assert closed == {"status": "CLOSED", "transferCount": 1}
