@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+import harness
 import httpx
 import psutil
 import websockets
@@ -50,6 +50,7 @@ RECORD = """mutation($t: [TransferInput!]!) { recordTransfers(transfers: $t) {
   recorded results { batch { id } } userErrors { code message } } }"""
 DISPUTE = """mutation($id: ID!) { disputeBatch(ref: {id: $id}) { batch { status } userErrors { code } } }"""
 RESOLVE = """mutation($id: ID!) { resolveBatchDispute(ref: {id: $id}) { batch { status } userErrors { code } } }"""
+BATCH_STATUS = """query($id: ID!) { batch(ref: {id: $id}) { status } }"""
 
 
 COMPRESSION: list[str | None] = ["deflate"]  # what the subscribers offer; --no-compression: None
@@ -169,10 +170,13 @@ async def fan_out(server: Server, batch_id: str, count: int, rounds: int, profil
     upper: list[float] = []
     lower: list[float] = []
     missing = 0
-    for round_no in range(rounds):
+    for _ in range(rounds):
         for s in subscribers:
             s.received.clear()
-        mutation = DISPUTE if round_no % 2 == 0 else RESOLVE
+        # Alternate from the batch's current status: an earlier phase with an odd number of rounds leaves it
+        # IN_DISPUTE, and a refused transition publishes nothing.
+        current = await server.gql(BATCH_STATUS, {"id": batch_id})
+        mutation = RESOLVE if current["batch"]["status"] == "IN_DISPUTE" else DISPUTE
         await server.gql(mutation, {"id": batch_id}, role="operator")
         responded = time.time()
         deadline = time.time() + 10
@@ -308,23 +312,11 @@ async def matrix_load(server: Server, subscribers: int, rate: int, seconds: floa
             "complete": complete}
 
 
-async def fresh_database(args: argparse.Namespace) -> tuple[str, Any]:
+async def fresh_database(args: argparse.Namespace) -> tuple[str, str | None]:
     if args.sqlite:
         directory = tempfile.mkdtemp(prefix="sg-bench-")
         return f"sqlite://{directory}/bench.db", None
-    name = f"settlegraph_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(args.postgres.replace("postgres://", "postgresql://", 1))
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    prefix = args.postgres.rstrip("/").rpartition("/")[0]
-    return f"{prefix}/{name}", name
-
-
-async def drop_database(args: argparse.Namespace, name: str | None) -> None:
-    if name:
-        admin = await asyncpg.connect(args.postgres.replace("postgres://", "postgresql://", 1))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    return await harness.create_database(args.postgres)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -380,7 +372,8 @@ async def main(args: argparse.Namespace) -> None:
         server.proc.terminate()
         await server.proc.wait()
         await server.http.aclose()
-        await drop_database(args, dropped)
+        if dropped:
+            await harness.drop_database(args.postgres, dropped)
 
 
 if __name__ == "__main__":
