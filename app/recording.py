@@ -6,16 +6,19 @@ id with other content is a TRANSFER_CONFLICT. Refunds of transfers in a disputed
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import batching, clock, database, errors, money
+from app import audit, batching, clock, database, errors, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
 from app.batch_store import MODELS_SQL, BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
@@ -200,31 +203,166 @@ def _json_list(value: Any) -> list[str]:
 async def record_transfers(
     requests: Sequence[TransferRequest],
     actor: str,
-    before_commit: Callable[[Any, RecordingResult], Awaitable[None]] | None = None,
+    audit_entry: Callable[[RecordingResult], audit.Entry] | None = None,
 ) -> RecordingResult:
-    """Record in a transaction of its own, retried on deadlocks; `before_commit(conn, result)` runs last inside
-    it (e.g. to write the audit entry in the same commit)."""
+    """Record in a transaction of its own, retried on deadlocks. `audit_entry(result)` gives the call's audit
+    entry, written in the same transaction, so one commit carries both.
+
+    Calls of up to GROUP_CALL_LIMIT transfers that arrive while another one is being written share the next
+    transaction (group commit, see CallGroups); each keeps its own outcomes, and a group that fails is written
+    again call by call, so one call's failure never fails another."""
     if len(requests) > MAX_TRANSFERS_PER_CALL:
         raise DomainError(errors.TOO_MANY_TRANSFERS,
                           f"at most {MAX_TRANSFERS_PER_CALL} transfers a call, got {len(requests)}", ["transfers"])
-    async def transaction() -> RecordingResult:
-        async with in_transaction() as conn:
-            result = await file_transfers(conn, requests, actor)
-            if before_commit is not None:
-                await before_commit(conn, result)
-            return result
-
-    return await database.retrying_deadlocks(transaction, "recordTransfers")
+    call = _Call(requests, actor, audit_entry)
+    if len(requests) > GROUP_CALL_LIMIT:
+        return (await _write([call]))[0]
+    return await _groups().submit(call)
 
 
 async def file_transfers(conn: Any, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
     """Record transfers inside the caller's open transaction `conn` (e.g. a grant commit that must file its
     transfer atomically with the grant's spent amounts). Publishing events is the caller's job, after commit."""
-    return await _record(store_for(conn), requests, actor)
+    return (await _record(store_for(conn), [requests], actor))[0]
 
 
-async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor: str) -> RecordingResult:
+# -- group commit ------------------------------------------------------------------------------------
+
+# A single-transfer call costs the database a BEGIN, three statements and a COMMIT; the clearing engine
+# sends many at once. Small concurrent calls are therefore written together: while one transaction is in
+# flight, the calls arriving queue, and the next transaction takes all of them (up to GROUP_TRANSFER_LIMIT
+# transfers). Nothing waits on a timer: a call arriving at an idle recorder is written at once.
+GROUP_CALL_LIMIT = 100
+GROUP_TRANSFER_LIMIT = MAX_TRANSFERS_PER_CALL
+
+
+@dataclass(slots=True)
+class _Call:
+    requests: Sequence[TransferRequest]
+    actor: str
+    audit_entry: Callable[[RecordingResult], audit.Entry] | None
+    future: asyncio.Future[RecordingResult] | None = None
+
+
+class CallGroups:
+    """The queue of small calls of one event loop, and the one task that writes them, group by group."""
+
+    def __init__(self) -> None:
+        self.pending: deque[_Call] = deque()
+        self.writer: asyncio.Task[None] | None = None
+        self.groups = 0  # groups written (observable by tests and benchmarks)
+        self.calls = 0
+
+    async def submit(self, call: _Call) -> RecordingResult:
+        call.future = asyncio.get_running_loop().create_future()
+        self.pending.append(call)
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._drain(), name="settlegraph-recording-groups")
+        return await call.future
+
+    def _next_group(self) -> list[_Call]:
+        """The oldest waiting call and those after it by the same actor, up to GROUP_TRANSFER_LIMIT transfers
+        (the actor is recorded on the batches a group opens; other actors wait for the next group)."""
+        group: list[_Call] = []
+        later: deque[_Call] = deque()
+        size = 0
+        while self.pending:
+            call = self.pending.popleft()
+            assert call.future is not None
+            if call.future.cancelled():  # its caller went away before it was written
+                continue
+            if group and (call.actor != group[0].actor or size + len(call.requests) > GROUP_TRANSFER_LIMIT):
+                later.append(call)
+                continue
+            group.append(call)
+            size += len(call.requests)
+        later.extend(self.pending)
+        self.pending = later
+        return group
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                group = self._next_group()
+                if group:
+                    await self._write(group)
+        finally:
+            self.writer = None
+            if self.pending:  # cancelled while calls were waiting (shutdown): they fail rather than hang
+                for call in self.pending:
+                    if call.future is not None and not call.future.done():
+                        call.future.set_exception(RuntimeError("the recorder stopped before this call was written"))
+                self.pending.clear()
+
+    async def _write(self, group: list[_Call]) -> None:
+        self.groups += 1
+        self.calls += len(group)
+        try:
+            results = await _write(group)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # cancelled (shutdown): the group's callers are told, not left
+                for call in group:
+                    _settle(call, exc=RuntimeError("the recorder stopped while this call was being written"))
+                raise
+            if len(group) == 1:
+                _settle(group[0], exc=exc)
+                return
+            log.warning("a group of %d recordTransfers calls failed (%s); writing them one by one",
+                        len(group), type(exc).__name__)
+            for call in group:
+                try:
+                    _settle(call, result=(await _write([call]))[0])
+                except Exception as single:
+                    _settle(call, exc=single)
+            return
+        for call, result in zip(group, results, strict=True):
+            _settle(call, result=result)
+
+
+def _settle(call: _Call, result: RecordingResult | None = None, exc: BaseException | None = None) -> None:
+    if call.future is None or call.future.done():
+        return
+    if exc is not None:
+        call.future.set_exception(exc)
+    else:
+        call.future.set_result(result)  # type: ignore[arg-type]
+
+
+_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CallGroups] = weakref.WeakKeyDictionary()
+
+
+def _groups() -> CallGroups:
+    loop = asyncio.get_running_loop()
+    groups = _GROUPS.get(loop)
+    if groups is None:
+        groups = _GROUPS[loop] = CallGroups()
+    return groups
+
+
+async def _write(calls: Sequence[_Call]) -> list[RecordingResult]:
+    """Record the calls in one transaction (retried on deadlocks), with their audit entries."""
+    async def transaction() -> list[RecordingResult]:
+        async with in_transaction() as conn:
+            results = await _record(store_for(conn), [c.requests for c in calls], calls[0].actor)
+            entries = [c.audit_entry(r) for c, r in zip(calls, results, strict=True) if c.audit_entry is not None]
+            if entries:
+                await audit.insert(conn, entries)
+        for entry in entries:
+            audit.log_entry(entry)
+        return results
+
+    return await database.retrying_deadlocks(transaction, "recordTransfers")
+
+
+# -- recording ---------------------------------------------------------------------------------------
+
+async def _record(store: BatchStore, calls: Sequence[Sequence[TransferRequest]], actor: str) -> list[RecordingResult]:
+    """Validate and file the transfers of one or more calls in the caller's transaction: as if the calls came
+    one after the other (a transfer id seen in an earlier call is a DUPLICATE or TRANSFER_CONFLICT); each
+    call's outcomes carry its own indexes."""
     now = clock.now()
+    requests = [r for call in calls for r in call]
+    local = [i for call in calls for i in range(len(call))]  # each transfer's index within its call
     # The transfers already stored are looked up with the models, before validation, to save a round trip.
     model_rows, existing = await store.models_and_transfers([r.transfer_id for r in requests])
     models = model_infos(model_rows)
@@ -235,23 +373,29 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
         try:
             prepared = prepare(request, index, models, now)
         except DomainError as exc:
-            outcomes[index].error = exc.at("transfers", str(index))
+            outcomes[index].error = exc.at("transfers", str(local[index]))
             continue
         earlier = first_seen.get(prepared.row.transfer_id)
-        if earlier is not None:  # the same id twice in one call: settled against the first
+        if earlier is not None:  # the same id twice in one call (or group): settled against the first
             if earlier.row.fingerprint == prepared.row.fingerprint:
                 outcomes[index].outcome = "DUPLICATE"
             else:
-                outcomes[index].error = _conflict(prepared.row.transfer_id, index)
+                outcomes[index].error = _conflict(prepared.row.transfer_id, local[index])
             continue
         first_seen[prepared.row.transfer_id] = prepared
         valid.append(prepared)
 
     result = RecordingResult(outcomes)
-    if not valid:
-        return _link_in_call_duplicates(result, requests, first_seen)
+    if valid:
+        await _file(store, valid, existing, actor, now, result, local)
+    _link_in_call_duplicates(result, first_seen)
+    return _split(result, [len(call) for call in calls])
 
-    fresh = [p for p in valid if not _settle_existing(p, existing, outcomes)]
+
+async def _file(store: BatchStore, valid: list[Prepared], existing: dict[str, tuple[str, int]], actor: str,
+                now: datetime, result: RecordingResult, local: list[int]) -> None:
+    outcomes = result.outcomes
+    fresh = [p for p in valid if not _settle_existing(p, existing, outcomes, local)]
 
     refund_targets = await _disputed_refund_targets(store, fresh)
     targets = await _open_batches(store, {p.key: p.new_batch for p in fresh if p.index not in refund_targets},
@@ -264,7 +408,7 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
         raced = await store.existing_transfers([r.transfer_id for r in rows if r.transfer_id not in inserted])
         for p in fresh:
             if p.row.transfer_id not in inserted:
-                _settle_existing(p, raced, outcomes)
+                _settle_existing(p, raced, outcomes, local)
     filed = [r for r in rows if r.transfer_id in inserted]
     by_id = {r.transfer_id: r for r in filed}
     for p in fresh:
@@ -279,7 +423,27 @@ async def _record(store: BatchStore, requests: Sequence[TransferRequest], actor:
     if reopened:
         changes, _ = await apply(store, reopened, Action.REFUND, actor=actor, reason="refund", now=now)
         result.status_changes.extend(changes)
-    return _link_in_call_duplicates(result, requests, first_seen)
+
+
+def _split(result: RecordingResult, sizes: Sequence[int]) -> list[RecordingResult]:
+    """The result of each call of a group: its outcomes, the batches it filed into, and the status changes
+    (batches opened, refunds) of those batches, each given to the first call that filed into it."""
+    if len(sizes) == 1:
+        return [result]
+    results: list[RecordingResult] = []
+    start = 0
+    unclaimed = list(result.status_changes)
+    created = set(result.created_batch_ids)
+    for size in sizes:
+        outcomes = result.outcomes[start:start + size]
+        start += size
+        touched = {o.batch_id for o in outcomes if o.outcome == "RECORDED" and o.batch_id is not None}
+        mine = [c for c in unclaimed if c.batch_id in touched]
+        unclaimed = [c for c in unclaimed if c.batch_id not in touched]
+        results.append(RecordingResult(outcomes, mine, sorted({c.batch_id for c in mine} & created), touched))
+    if unclaimed:  # a batch opened for transfers that another call filed first: reported by the first call
+        results[0].status_changes.extend(unclaimed)
+    return results
 
 
 def _conflict(transfer_id: str, index: int) -> DomainError:
@@ -288,7 +452,8 @@ def _conflict(transfer_id: str, index: int) -> DomainError:
                        ["transfers", str(index), "transferId"])
 
 
-def _settle_existing(p: Prepared, existing: dict[str, tuple[str, int]], outcomes: list[Outcome]) -> bool:
+def _settle_existing(p: Prepared, existing: dict[str, tuple[str, int]], outcomes: list[Outcome],
+                     local: list[int]) -> bool:
     found = existing.get(p.row.transfer_id)
     if found is None:
         return False
@@ -297,19 +462,16 @@ def _settle_existing(p: Prepared, existing: dict[str, tuple[str, int]], outcomes
         outcomes[p.index].outcome = "DUPLICATE"
         outcomes[p.index].batch_id = batch_id
     else:
-        outcomes[p.index].error = _conflict(p.row.transfer_id, p.index)
+        outcomes[p.index].error = _conflict(p.row.transfer_id, local[p.index])
     return True
 
 
-def _link_in_call_duplicates(
-    result: RecordingResult, requests: Sequence[TransferRequest], first_seen: dict[str, Prepared]
-) -> RecordingResult:
+def _link_in_call_duplicates(result: RecordingResult, first_seen: dict[str, Prepared]) -> None:
     for outcome in result.outcomes:
         if outcome.outcome == "DUPLICATE" and outcome.batch_id is None:
             first = first_seen.get(outcome.transfer_id)
             if first is not None:
                 outcome.batch_id = result.outcomes[first.index].batch_id
-    return result
 
 
 async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared]) -> dict[int, int]:

@@ -29,15 +29,12 @@ class AuditScope:
     def note(self, **detail: Any) -> None:
         self.detail = {**(self.detail or {}), **detail}
 
-    async def record_within(self, conn: Any) -> None:
-        """Write the entry inside the mutation's own transaction `conn`, so one commit carries both.
-
-        Only for a body that returns normally once that transaction committed: if anything fails after
-        this, the entry rolls back with the transaction and `audited` writes a FAILED one of its own.
-        """
-        await audit.record(self.info.context.principal, self.operation, self.target, self.outcome, self.detail,
-                           using_db=conn)
+    def entry(self) -> audit.Entry:
+        """The entry, for a body that writes it inside its own transaction (app.audit.insert), so one commit
+        carries both. Only for a body that returns normally once that transaction committed: if anything fails
+        after this, the entry rolls back with the transaction and `audited` writes a FAILED one of its own."""
         self.recorded = True
+        return audit.entry(self.info.context.principal, self.operation, self.target, self.outcome, self.detail)
 
 
 @asynccontextmanager

@@ -1,11 +1,10 @@
 """recordTransfers and the transfer query."""
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 from strawberry.types import Info
 
+from app import audit as app_audit
 from app import recording
 from app.errors import DomainError
 from graphql_schema.audit import audited
@@ -33,13 +32,13 @@ class Mutation:
     async def record_transfers(self, info: Info, transfers: list[TransferInput]) -> RecordTransfersPayload:
         async with audited(info, "recordTransfers", f"{len(transfers)} transfer(s)") as audit:
 
-            async def audit_in_transaction(conn: Any, result: recording.RecordingResult) -> None:
+            def audit_entry(result: recording.RecordingResult) -> app_audit.Entry:
                 audit.note(**{key: result.count(o) for key, o in AUDIT_COUNTS})
-                await audit.record_within(conn)
+                return audit.entry()
 
             try:
                 result = await recording.record_transfers([t.to_app() for t in transfers], info.context.actor,
-                                                          before_commit=audit_in_transaction)
+                                                          audit_entry=audit_entry)
             except DomainError as exc:
                 return audit.refused(RecordTransfersPayload(
                     recorded=0, duplicates=0, rejected=len(transfers), results=[], user_errors=[UserError.of(exc)]
