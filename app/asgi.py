@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,6 +55,14 @@ class SettlegraphGraphQL(GraphQL):
         return {"actor": context.principal.name}
 
 
+def _settle_heap() -> None:
+    """Move what start-up built (modules, the schema, the ORM's metadata: most of the heap) out of the cyclic
+    garbage collector's sight. Every full collection scanned it all again, 60-70 ms each under load, which
+    was most of a busy server's tail latency."""
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
     bus = bus_for(settings.database_url)
@@ -65,6 +74,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await database.init(settings.database_url)
         await settlement_models.ensure_default_model()
         await bus.start()
+        _settle_heap()
         try:
             yield
         finally:

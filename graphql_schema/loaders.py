@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 
@@ -56,17 +56,37 @@ async def _settlements(matrix_ids: Sequence[int]) -> list[Settlement | None]:
     return [found.get(i) for i in matrix_ids]
 
 
-@dataclass
 class Loaders:
-    batch: DataLoader[int, Batch | None] = field(default_factory=lambda: DataLoader(_batches))
-    model: DataLoader[int, SettlementModel | None] = field(default_factory=lambda: DataLoader(_models))
-    accounts: DataLoader[int, list[BatchAccount]] = field(default_factory=lambda: DataLoader(_accounts))
-    history: DataLoader[int, list[BatchStatusChange]] = field(default_factory=lambda: DataLoader(_history))
-    matrix: DataLoader[int, SettlementMatrix | None] = field(default_factory=lambda: DataLoader(_matrices))
-    matrix_totals: DataLoader[SettlementMatrix, MatrixTotals] = field(
-        default_factory=lambda: DataLoader(_matrix_totals, cache_key_fn=lambda row: (row.id, row.status, row.version))
-    )
-    batch_matrices: DataLoader[int, list[SettlementMatrix]] = field(
-        default_factory=lambda: DataLoader(_batch_matrices)
-    )
-    settlement: DataLoader[int, Settlement | None] = field(default_factory=lambda: DataLoader(_settlements))
+    """Built on first use: most requests (every recordTransfers call) need none of them."""
+
+    @cached_property
+    def batch(self) -> DataLoader[int, Batch | None]:
+        return DataLoader(_batches)
+
+    @cached_property
+    def model(self) -> DataLoader[int, SettlementModel | None]:
+        return DataLoader(_models)
+
+    @cached_property
+    def accounts(self) -> DataLoader[int, list[BatchAccount]]:
+        return DataLoader(_accounts)
+
+    @cached_property
+    def history(self) -> DataLoader[int, list[BatchStatusChange]]:
+        return DataLoader(_history)
+
+    @cached_property
+    def matrix(self) -> DataLoader[int, SettlementMatrix | None]:
+        return DataLoader(_matrices)
+
+    @cached_property
+    def matrix_totals(self) -> DataLoader[SettlementMatrix, MatrixTotals]:
+        return DataLoader(_matrix_totals, cache_key_fn=lambda row: (row.id, row.status, row.version))
+
+    @cached_property
+    def batch_matrices(self) -> DataLoader[int, list[SettlementMatrix]]:
+        return DataLoader(_batch_matrices)
+
+    @cached_property
+    def settlement(self) -> DataLoader[int, Settlement | None]:
+        return DataLoader(_settlements)
