@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 import uvloop
-from harness import create_database, drop_database, free_port, start_server, stop_server, wait_ready
+from harness import Connection, create_database, drop_database, free_port, start_server, stop_server, wait_ready
 
 OPERATOR_KEY, INGEST_KEY = "bench-operator", "bench-ingest"
 API_KEYS = f"{OPERATOR_KEY}:OPERATOR:bench-operator,{INGEST_KEY}:INGEST:bench-ingest"
@@ -74,45 +74,6 @@ class Phase:
         return (f"{self.name:<34} {self.pairs:>6} {unit} in {self.seconds:6.2f} s = {self.rate:7.0f} {unit}/s   "
                 f"p50 {self.pct(50):5.1f} ms  p99 {self.pct(99):6.1f} ms  mean {mean:5.1f} ms  "
                 f"failures {len(self.failures)}")
-
-
-class Connection:
-    """One keep-alive HTTP/1.1 connection with just enough of the protocol for POST /graphql: the callers share
-    the machine's two cores with the server and PostgreSQL, and httpx costs ~1.3 ms of CPU a request here (this
-    ~0.2 ms). `--http-client httpx` measures with httpx instead."""
-
-    def __init__(self, base_url: str) -> None:
-        host, _, port = base_url.removeprefix("http://").partition(":")
-        self.host, self.port = host, int(port)
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def __aenter__(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-    async def post(self, body: bytes, key: str) -> bytes:
-        assert self.reader is not None and self.writer is not None
-        self.writer.write(b"POST /graphql HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                          b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
-                          % (self.host.encode(), key.encode(), len(body), body))
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        status = head[9:12]
-        length = None
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        if length is None:
-            raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
-        payload = await self.reader.readexactly(length)
-        if status != b"200":
-            raise RuntimeError(f"HTTP {status.decode()}: {payload[:200]!r}")
-        return payload
 
 
 HTTP_CLIENT = "raw"  # set from --http-client

@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import (  # noqa: E402
+    Connection,
     create_database,
     drop_database,
     dsn,
@@ -392,25 +393,47 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[reco
     return len(await store.file_rows(rows, now, result.created_batch_ids))
 
 
-async def connect_one_by_one(base_url: str, count: int) -> list[httpx.AsyncClient]:
-    """Kept-alive clients connected one after the other, so that the connections spread over uvicorn workers
+async def connect_one_by_one(base_url: str, count: int, kind: str) -> list[Any]:
+    """Kept-alive connections opened one after the other, so that they spread over uvicorn workers
     (opened at once, all 32 landed on one worker: the first to wake accepts the whole backlog)."""
-    clients = []
+    clients: list[Any] = []
     for _ in range(count):
-        http = http_client(base_url)
-        await http.get("/healthz")
-        clients.append(http)
+        if kind == "raw":
+            connection = Connection(base_url)
+            await connection.__aenter__()
+            clients.append(connection)
+        else:
+            http = http_client(base_url)
+            await http.get("/healthz")
+            clients.append(http)
         await asyncio.sleep(0.005)
     return clients
 
 
-async def single_api(clients: Sequence[httpx.AsyncClient], rows: Sequence[Row], seconds: float,
+async def close_all(clients: Sequence[Any]) -> None:
+    for client in clients:
+        if isinstance(client, Connection):
+            await client.__aexit__()
+        else:
+            await client.aclose()
+
+
+async def gql_any(http: Any, query: str, variables: dict[str, Any], key: str) -> dict[str, Any]:
+    if not isinstance(http, Connection):
+        return await gql(http, query, variables, key)
+    body = json.loads(await http.post(json.dumps({"query": query, "variables": variables}).encode(), key))
+    if body.get("errors"):
+        raise RuntimeError(json.dumps(body)[:300])
+    return dict(body["data"])
+
+
+async def single_api(clients: Sequence[Any], rows: Sequence[Row], seconds: float,
                      prefix: str) -> Run:
     run = Run("API single")
     numbers = iter(range(10**9))
     deadline = time.perf_counter() + seconds
 
-    async def caller(http: httpx.AsyncClient) -> None:
+    async def caller(http: Any) -> None:
         for number in numbers:
             if time.perf_counter() >= deadline:
                 return
@@ -418,7 +441,7 @@ async def single_api(clients: Sequence[httpx.AsyncClient], rows: Sequence[Row], 
             started = time.perf_counter()
             try:
                 transfer = as_input(row, f"{prefix}-{number:07d}", datetime.now(UTC))
-                check_payload(await gql(http, RECORD, {"transfers": [transfer]}, INGEST_KEY), 1)
+                check_payload(await gql_any(http, RECORD, {"transfers": [transfer]}, INGEST_KEY), 1)
             except Exception as exc:
                 run.failures.append(f"call {number}: {type(exc).__name__}: {exc}"[:300])
                 continue
@@ -535,7 +558,7 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
 
             if not args.skip_single:
-                callers = await connect_one_by_one(base_url, args.single_clients)
+                callers = await connect_one_by_one(base_url, args.single_clients, args.http_client)
                 warm_single = await single_api(callers, rows, args.single_warmup, "sw")
                 failures += warm_single.failures
                 expected += warm_single.items
@@ -549,8 +572,7 @@ async def main(args: argparse.Namespace) -> int:
                       f"workers {args.workers}, {load()}")
                 print(f"  API single transfer    {single.rate:9,.0f} calls/s     {single.latency_line()}")
                 print(f"  {cpu.line(single.calls, 'call')}")
-                for http in callers:
-                    await http.aclose()
+                await close_all(callers)
 
         failures += await verify(pool, expected)
     finally:
@@ -592,6 +614,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--single-clients", type=int, default=32)
     parser.add_argument("--single-seconds", type=float, default=15.0)
     parser.add_argument("--single-warmup", type=float, default=2.0)
+    parser.add_argument("--http-client", choices=("raw", "httpx"), default="raw",
+                        help="single: the callers' HTTP client, a minimal keep-alive one (default) or httpx")
     parser.add_argument("--skip-batched", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
