@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -31,7 +31,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import audit, clock, errors, intervals, metrics, money, recording
+from app import audit, clock, database, errors, group_commit, intervals, metrics, money, recording
 from app.auth import Principal
 from app.batch_store import MODEL_COLUMNS
 from app.batches import parse_id
@@ -45,46 +45,26 @@ from app.errors import (
     ONLY_ONE_GRANT_AMOUNT,
     DomainError,
 )
+from app.group_commit import Dirty, GroupWriter
 from app.intervals import Period
 from app.recording import RecordingResult, TransferRequest
 from models.grants import Grant, GrantSpentAmount, PreparedTransfer
-from models.settlement import AuditEntry
 
 log = logging.getLogger("settlegraph.grants")
 
 @dataclass(frozen=True)
 class AuditNote:
-    """A prepare's, commit's or abort's audit entry (SPEC §10, as app/audit.py writes it) with outcome OK, written
-    inside the mutation's transaction so one commit carries both: on PostgreSQL by the transaction's first
-    statement (no round trip of its own, and not while a grant's lock is held), on SQLite first. A refusal rolls
-    it back; the caller then records the refusal. Logged once the transaction committed."""
+    """A prepare's, commit's or abort's audit entry (SPEC §10) with outcome OK, written inside the transaction
+    that makes the change (with the other entries of its group), so one commit carries both. A refusal writes
+    nothing there; the caller then records the refusal. Logged once the transaction committed."""
 
     principal: Principal | None
     operation: str
     target: str | None
 
-    def columns(self) -> list[Any]:
-        """actor, roles, operation, target, at — the outcome is OK and the detail NULL."""
-        return [*audit.columns(self.principal, self.operation, self.target), clock.now()]
+    def entry(self) -> audit.Entry:
+        return audit.entry(self.principal, self.operation, self.target, "OK")
 
-    def logged(self) -> None:
-        audit.logged(self.principal, self.operation, self.target, "OK")
-
-
-def _audit_cte(note: AuditNote | None, first: int) -> str:
-    """A data-modifying CTE (PostgreSQL) writing `note` from parameters $first..$first+4."""
-    if note is None:
-        return ""
-    n = [f"${first + i}" for i in range(5)]
-    return ("a AS (INSERT INTO audit_entry (actor, roles, operation, target, outcome, detail, at) "
-            f"VALUES ({n[0]}, {n[1]}, {n[2]}, {n[3]}, 'OK', NULL, {n[4]})), ")
-
-
-async def _audit_sqlite(conn: Any, note: AuditNote | None) -> None:
-    if note is not None:
-        actor, roles, operation, target, at = note.columns()
-        await AuditEntry.create(actor=actor, roles=roles, operation=operation, target=target, outcome="OK",
-                                detail=None, at=at, using_db=conn)
 
 # Record kinds and states (the stable refusal codes are in app/errors.py).
 DEBIT = "DEBIT"
@@ -366,23 +346,80 @@ class _Checked:
 
 
 async def prepare_transfer(request: PrepareRequest, actor: str, note: AuditNote | None = None) -> PreparedTransfer:
-    """Reserve a transfer, under a grant's limit when it names one (SPEC §9)."""
-    now = clock.now()
+    """Reserve a transfer, under a grant's limit when it names one (SPEC §9). Concurrent prepares share
+    transactions (app/group_commit.py): each runs as if alone, in arrival order, under the grant's lock."""
     if request.prepared_at is not None and request.prepared_at.tzinfo is None:
         raise DomainError(errors.VALIDATION, "preparedAt needs a UTC offset", ["preparedAt"])
-    prepared_at = (request.prepared_at or now).astimezone(UTC)
+    prepared_at = (request.prepared_at or clock.now()).astimezone(UTC)
+    return await _writer("prepareTransfer", _prepare_group).submit(
+        _Work(note, (request, prepared_at, actor), request.transfer_id))
+
+
+@dataclass(slots=True)
+class _Work:
+    """One prepare, commit or abort waiting for its group: its audit note and its arguments."""
+
+    note: AuditNote | None
+    args: tuple[Any, ...]  # the actor last
+    transfer_id: str
+
+
+GROUP_LIMIT = 200
+
+
+def _writer(name: str, write: Any) -> GroupWriter[_Work, Any]:
+    """Works of one kind share a group; a transfer appears at most once in a group, and one actor's works only
+    (the actor is recorded on the batches a commit opens)."""
+    return group_commit.writer(name, lambda: GroupWriter(name, write, limit=GROUP_LIMIT,
+                                                         key=lambda work: work.args[-1],
+                                                         unique=lambda work: work.transfer_id))
+
+
+_RunAll = Callable[[Any, list[_Work], datetime], Awaitable[list[Any]]]
+
+
+def _one_by_one(one: Callable[..., Awaitable[Any]]) -> _RunAll:
+    """A group's works as `one(conn, *work.args, now)` each, in order: each sees what the earlier ones wrote."""
+    async def run_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]:
+        results: list[Any] = []
+        for work in works:
+            try:
+                results.append(await one(conn, *work.args, now))
+            except DomainError as exc:
+                results.append(exc)
+        return results
+    return run_all
+
+
+async def _in_group(name: str, works: list[_Work], run_all: _RunAll) -> list[Any]:
+    """Run the works in one transaction (`run_all` gives one result per work), with the audit entries of those
+    that went through. A DomainError result is that work's refusal, having written nothing; an exception (also
+    Dirty, a failure after writing) fails the group, and app/group_commit.py writes its works one by one."""
+    async def transaction() -> list[Any]:
+        now = clock.now()
+        async with in_transaction() as conn:
+            results = await run_all(conn, works, now)
+            done = [w.note for w, r in zip(works, results, strict=True)
+                    if w.note is not None and not isinstance(r, DomainError)]
+            entries = [note.entry() for note in done]
+            if entries:
+                await audit.insert(conn, entries)
+        for entry in entries:
+            audit.log_entry(entry)
+        return results
+
     for attempt in range(2):
         try:
-            async with in_transaction() as conn:
-                transfer = await _prepare(conn, request, prepared_at, now, actor, note)
-            if note is not None:
-                note.logged()
-            return transfer
+            return await database.retrying_deadlocks(transaction, name)
         except IntegrityError:
             # The same transferId prepared concurrently outside a grant's lock: look again, answer as a retry.
             if attempt:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _prepare_group(works: list[_Work]) -> list[Any]:
+    return await _in_group("prepareTransfer", works, _one_by_one(_prepare))
 
 
 def _check(request: PrepareRequest, prepared_at: datetime, now: datetime,
@@ -416,7 +453,7 @@ _TAKEN_PREPARED, _TAKEN_RECORDED = 3, 2
 # transfer id is taken. The sums are NOT read here: in READ COMMITTED a statement sees the snapshot taken when it
 # started, before a wait for the lock ended; they are read by the next statement, after the lock is held.
 _START = (
-    'WITH {audit}g AS (SELECT id, payer_id, payee_id, limit_kind, limit_amount, currency, "interval" '
+    'WITH g AS (SELECT id, payer_id, payee_id, limit_kind, limit_amount, currency, "interval" '
     "FROM payment_grant WHERE id = $1{lock}) "
     f"SELECT {MODEL_COLUMNS}, NULL AS g_id, NULL AS g_payer, NULL AS g_payee, NULL AS g_kind, NULL AS g_limit, "
     "NULL AS g_currency, NULL AS g_interval, NULL AS taken FROM settlement_model "
@@ -464,16 +501,13 @@ def _interval(text: str) -> intervals.RepeatingInterval:
     return intervals.parse(text)
 
 
-async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, now: datetime,
-                   actor: str, note: AuditNote | None) -> PreparedTransfer:
+async def _prepare(conn: Any, request: PrepareRequest, prepared_at: datetime, actor: str,
+                   now: datetime) -> PreparedTransfer:
+    """One prepare in the group's transaction; a refusal (DomainError) has written nothing."""
     sql = _Sql(conn)
     grant_number = _grant_number(request.grant_id)
-    if sql.postgres:
-        rows = await sql.rows(_START.format(audit=_audit_cte(note, 3), lock=" FOR NO KEY UPDATE"),
-                              [grant_number, request.transfer_id, *(note.columns() if note else [])])
-    else:
-        await _audit_sqlite(conn, note)
-        rows = await sql.rows(_START.format(audit="", lock=""), [grant_number, request.transfer_id])
+    rows = await sql.rows(_START.format(lock=" FOR NO KEY UPDATE" if sql.postgres else ""),
+                          [grant_number, request.transfer_id])
     # The one row without a model name carries the grant (or NULLs) and whether the id is taken.
     start = next(r for r in rows if r["name"] is None)
     checked = _check(request, prepared_at, now, recording.model_infos([r for r in rows if r["name"] is not None]))
@@ -611,17 +645,11 @@ class Completion:
     recording: RecordingResult | None = None  # None for a retry: nothing changed
 
 
-async def _lock_transfer(conn: Any, transfer_id: str, note: AuditNote | None) -> PreparedTransfer:
-    """The prepared transfer, locked; the audit entry is written by the same statement (PostgreSQL)."""
+async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
+    """The prepared transfer, locked (SQLite: the transaction excludes every other writer)."""
     sql = _Sql(conn)
-    if sql.postgres:
-        audit_cte = _audit_cte(note, 2)
-        rows = await sql.rows(f"{'WITH ' + audit_cte[:-2] + ' ' if audit_cte else ''}SELECT * FROM prepared_transfer "
-                              "WHERE transfer_id = $1 FOR NO KEY UPDATE",
-                              [transfer_id, *(note.columns() if note else [])])
-    else:
-        await _audit_sqlite(conn, note)
-        rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1", [transfer_id])
+    rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1"
+                          + (" FOR NO KEY UPDATE" if sql.postgres else ""), [transfer_id])
     if not rows:
         raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
     return PreparedTransfer._init_from_db(**rows[0])
@@ -629,88 +657,137 @@ async def _lock_transfer(conn: Any, transfer_id: str, note: AuditNote | None) ->
 
 async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
                           actor: str, note: AuditNote | None = None) -> Completion:
-    completion = await _commit(transfer_id, delivered_amount, committed_at, actor, note)
-    if note is not None:
-        note.logged()
-    return completion
-
-
-async def _commit(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
-                  actor: str, note: AuditNote | None) -> Completion:
     """Commit a reservation: file the transfer into settlement batches (SPEC §4) and give back the undelivered
-    receive part; all in one transaction. Lock order: the transfer, the batches, then the grant."""
-    now = clock.now()
-    async with in_transaction() as conn:
-        transfer = await _lock_transfer(conn, transfer_id, note)
-        if transfer.state == COMMITTED:
-            return Completion(transfer)
-        if transfer.state == ABORTED:
-            raise DomainError(errors.INVALID_TRANSITION, f"transfer {transfer_id} was aborted: it cannot be committed",
-                              ["transferId"])
-        delivered = transfer.receive_amount
-        if delivered_amount is not None:
-            delivered = _amount(delivered_amount, transfer.currency, "deliveredAmount", allow_zero=False)
-            if delivered > transfer.receive_amount:
-                raise DomainError(
-                    AMOUNT_EXCEEDS_RESERVED,
-                    f"deliveredAmount {delivered_amount} exceeds the reserved receive amount "
-                    f"{money.format_minor(transfer.receive_amount, transfer.currency)}", ["deliveredAmount"])
-        if committed_at is not None and committed_at.tzinfo is None:
-            raise DomainError(errors.VALIDATION, "committedAt needs a UTC offset", ["committedAt"])
-        when = (committed_at or now).astimezone(UTC)
-        if when < transfer.prepared_at:
-            raise DomainError(errors.VALIDATION, f"committedAt lies before preparedAt "
-                              f"{transfer.prepared_at.isoformat()}", ["committedAt"])
-        result = await recording.file_transfers(conn, [TransferRequest(
-            transfer_id=transfer.transfer_id, payer_id=transfer.payer_id, payee_id=transfer.payee_id,
-            amount=money.format_minor(transfer.amount, transfer.currency), currency=transfer.currency,
-            committed_at=when, settlement_model=transfer.settlement_model,
-            attributes=[(k, v) for k, v in transfer.attributes or []] or None,
-        )], actor)
+    receive part; all in one transaction, shared with concurrent commits (app/group_commit.py)."""
+    return await _writer("commitTransfer", _commit_group).submit(
+        _Work(note, (delivered_amount, committed_at, actor), transfer_id))
+
+
+async def _commit_group(works: list[_Work]) -> list[Any]:
+    return await _in_group("commitTransfer", works, _commit_all)
+
+
+async def _commit_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]:
+    """The group's commits, set-wise: lock their transfers (in id order), check each, file the ones that pass
+    in one go, then finish each (in grant order). Lock order: the transfers, the batches, then the grants."""
+    results: list[Any] = [None] * len(works)
+    locked = await _lock_transfers(conn, [w.transfer_id for w in works])
+    checked: list[tuple[int, PreparedTransfer, int, datetime]] = []
+    for index, work in enumerate(works):
+        delivered_amount, committed_at, _ = work.args
+        try:
+            transfer = locked.get(work.transfer_id)
+            if transfer is None:
+                raise DomainError(errors.NOT_FOUND, f"no prepared transfer {work.transfer_id}", ["transferId"])
+            if transfer.state == COMMITTED:
+                results[index] = Completion(transfer)
+                continue
+            delivered, when = _commit_check(transfer, delivered_amount, committed_at, now)
+        except DomainError as exc:
+            results[index] = exc
+            continue
+        checked.append((index, transfer, delivered, when))
+    actor = works[0].args[-1]
+    filed = await recording.file_calls(conn, [[TransferRequest(
+        transfer_id=transfer.transfer_id, payer_id=transfer.payer_id, payee_id=transfer.payee_id,
+        amount=money.format_minor(transfer.amount, transfer.currency), currency=transfer.currency,
+        committed_at=when, settlement_model=transfer.settlement_model,
+        attributes=[(k, v) for k, v in transfer.attributes or []] or None,
+    )] for _, transfer, _, when in checked], actor) if checked else []
+    finishing = []
+    for (index, transfer, delivered, when), result in zip(checked, filed, strict=True):
         outcome = result.outcomes[0]
-        if outcome.outcome == "REJECTED":
+        if outcome.outcome == "REJECTED":  # nothing was filed for it
             error = outcome.error or DomainError(errors.INTERNAL, "the transfer could not be filed")
-            raise DomainError(error.code, error.message, [f for f in error.field or [] if f not in ("transfers", "0")])
-        await _finish(conn, transfer, {"state": COMMITTED, "delivered_amount": delivered, "committed_at": when,
-                                       "finished_by": actor, "finished_at": now},
-                      transfer_debit=transfer.amount, transfer_receive=delivered, actor=actor, now=now)
-    return Completion(transfer, result)
+            results[index] = DomainError(error.code, error.message,
+                                         [f for f in error.field or [] if f not in ("transfers", "0")])
+            continue
+        results[index] = Completion(transfer, result)
+        finishing.append((index, transfer, delivered, when))
+    finishing.sort(key=lambda f: (f[1].grant_id or 0, f[0]))  # type: ignore[attr-defined]
+    for _, transfer, delivered, when in finishing:
+        try:
+            await _finish(conn, transfer, {"state": COMMITTED, "delivered_amount": delivered, "committed_at": when,
+                                           "finished_by": actor, "finished_at": now},
+                          transfer_debit=transfer.amount, transfer_receive=delivered, actor=actor, now=now)
+        except DomainError as exc:
+            raise Dirty(exc) from exc  # the transfer is filed: only a rollback undoes it
+    return results
+
+
+async def _lock_transfers(conn: Any, transfer_ids: Sequence[str]) -> dict[str, PreparedTransfer]:
+    """The prepared transfers, locked in id order (SQLite: the transaction excludes every other writer)."""
+    sql = _Sql(conn)
+    if sql.postgres:
+        rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = ANY($1::text[]) ORDER BY id "
+                              "FOR NO KEY UPDATE", [list(transfer_ids)])
+    else:
+        marks = ", ".join("?" * len(transfer_ids))
+        rows = list(await conn.execute_query_dict(
+            f"SELECT * FROM prepared_transfer WHERE transfer_id IN ({marks})", list(transfer_ids)))
+    return {r["transfer_id"]: PreparedTransfer._init_from_db(**r) for r in rows}
+
+
+def _commit_check(transfer: PreparedTransfer, delivered_amount: str | None, committed_at: datetime | None,
+                  now: datetime) -> tuple[int, datetime]:
+    """What a commit of the locked, not yet committed transfer delivers and when; pure."""
+    if transfer.state == ABORTED:
+        raise DomainError(errors.INVALID_TRANSITION,
+                          f"transfer {transfer.transfer_id} was aborted: it cannot be committed", ["transferId"])
+    delivered = transfer.receive_amount
+    if delivered_amount is not None:
+        delivered = _amount(delivered_amount, transfer.currency, "deliveredAmount", allow_zero=False)
+        if delivered > transfer.receive_amount:
+            raise DomainError(
+                AMOUNT_EXCEEDS_RESERVED,
+                f"deliveredAmount {delivered_amount} exceeds the reserved receive amount "
+                f"{money.format_minor(transfer.receive_amount, transfer.currency)}", ["deliveredAmount"])
+    if committed_at is not None and committed_at.tzinfo is None:
+        raise DomainError(errors.VALIDATION, "committedAt needs a UTC offset", ["committedAt"])
+    when = (committed_at or now).astimezone(UTC)
+    if when < transfer.prepared_at:
+        raise DomainError(errors.VALIDATION, f"committedAt lies before preparedAt "
+                          f"{transfer.prepared_at.isoformat()}", ["committedAt"])
+    return delivered, when
 
 
 async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
                          note: AuditNote | None = None) -> Completion:
-    completion = await _abort(transfer_id, sent_amount, reason, actor, note)
-    if note is not None:
-        note.logged()
-    return completion
-
-
-async def _abort(transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
-                 note: AuditNote | None) -> Completion:
     """Give back what was reserved but not sent: `sentAmount` (debit side) stays spent, the receive side is kept
     in proportion, rounded down to the currency's minor unit."""
-    now = clock.now()
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise DomainError(errors.VALIDATION, f"reason is longer than {MAX_REASON_LENGTH} characters", ["reason"])
-    async with in_transaction() as conn:
-        transfer = await _lock_transfer(conn, transfer_id, note)
-        if transfer.state == ABORTED:
-            return Completion(transfer)
-        if transfer.state == COMMITTED:
-            raise DomainError(errors.INVALID_TRANSITION, f"transfer {transfer_id} was committed: it cannot be aborted",
-                              ["transferId"])
-        sent = 0
-        if sent_amount is not None:
-            sent = _amount(sent_amount, transfer.currency, "sentAmount", allow_zero=True)
-            if sent > transfer.amount:
-                raise DomainError(
-                    AMOUNT_EXCEEDS_RESERVED,
-                    f"sentAmount {sent_amount} exceeds the reserved amount "
-                    f"{money.format_minor(transfer.amount, transfer.currency)}", ["sentAmount"])
-        kept = kept_receive(transfer.amount, transfer.receive_amount, sent)
+    return await _writer("abortTransfer", _abort_group).submit(
+        _Work(note, (transfer_id, sent_amount, reason, actor), transfer_id))
+
+
+async def _abort_group(works: list[_Work]) -> list[Any]:
+    return await _in_group("abortTransfer", works, _one_by_one(_abort))
+
+
+async def _abort(conn: Any, transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
+                 now: datetime) -> Completion:
+    transfer = await _lock_transfer(conn, transfer_id)
+    if transfer.state == ABORTED:
+        return Completion(transfer)
+    if transfer.state == COMMITTED:
+        raise DomainError(errors.INVALID_TRANSITION, f"transfer {transfer_id} was committed: it cannot be aborted",
+                          ["transferId"])
+    sent = 0
+    if sent_amount is not None:
+        sent = _amount(sent_amount, transfer.currency, "sentAmount", allow_zero=True)
+        if sent > transfer.amount:
+            raise DomainError(
+                AMOUNT_EXCEEDS_RESERVED,
+                f"sentAmount {sent_amount} exceeds the reserved amount "
+                f"{money.format_minor(transfer.amount, transfer.currency)}", ["sentAmount"])
+    kept = kept_receive(transfer.amount, transfer.receive_amount, sent)
+    try:
         await _finish(conn, transfer, {"state": ABORTED, "sent_amount": sent, "reason": reason,
                                        "finished_by": actor, "finished_at": now},
                       transfer_debit=sent, transfer_receive=kept, actor=actor, now=now)
+    except DomainError as exc:
+        raise Dirty(exc) from exc  # the transfer's update may have been written: only a rollback undoes it
     return Completion(transfer, RecordingResult([]))
 
 

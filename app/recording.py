@@ -6,11 +6,8 @@ id with other content is a TRANSFER_CONFLICT. Refunds of transfers in a disputed
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import weakref
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,11 +15,12 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import audit, batching, clock, database, errors, money
+from app import audit, batching, clock, database, errors, group_commit, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
 from app.batch_store import MODELS_SQL, BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
 from app.errors import DomainError
+from app.group_commit import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +207,7 @@ async def record_transfers(
     entry, written in the same transaction, so one commit carries both.
 
     Calls of up to GROUP_CALL_LIMIT transfers that arrive while another one is being written share the next
-    transaction (group commit, see CallGroups); each keeps its own outcomes, and a group that fails is written
+    transaction (group commit, app/group_commit.py); each keeps its own outcomes, and a group that fails is written
     again call by call, so one call's failure never fails another."""
     if len(requests) > MAX_TRANSFERS_PER_CALL:
         raise DomainError(errors.TOO_MANY_TRANSFERS,
@@ -226,14 +224,17 @@ async def file_transfers(conn: Any, requests: Sequence[TransferRequest], actor: 
     return (await _record(store_for(conn), [requests], actor))[0]
 
 
+async def file_calls(conn: Any, calls: Sequence[Sequence[TransferRequest]], actor: str) -> list[RecordingResult]:
+    """file_transfers for several calls at once, as if they came one after the other (e.g. a group of grant
+    commits): one result per call."""
+    return await _record(store_for(conn), calls, actor)
+
+
 # -- group commit ------------------------------------------------------------------------------------
 
-# A single-transfer call costs the database a BEGIN, three statements and a COMMIT; the clearing engine
-# sends many at once. Small concurrent calls are therefore written together: while one transaction is in
-# flight, the calls arriving queue, and the next transaction takes all of them (up to GROUP_TRANSFER_LIMIT
-# transfers). Nothing waits on a timer: a call arriving at an idle recorder is written at once.
+# Small calls share transactions (app/group_commit.py); a group holds at most a call's worth of transfers, and
+# only calls of one actor (recorded on the batches a group opens).
 GROUP_CALL_LIMIT = 100
-GROUP_TRANSFER_LIMIT = MAX_TRANSFERS_PER_CALL
 
 
 @dataclass(slots=True)
@@ -241,102 +242,12 @@ class _Call:
     requests: Sequence[TransferRequest]
     actor: str
     audit_entry: Callable[[RecordingResult], audit.Entry] | None
-    future: asyncio.Future[RecordingResult] | None = None
 
 
-class CallGroups:
-    """The queue of small calls of one event loop, and the one task that writes them, group by group."""
-
-    def __init__(self) -> None:
-        self.pending: deque[_Call] = deque()
-        self.writer: asyncio.Task[None] | None = None
-        self.groups = 0  # groups written (observable by tests and benchmarks)
-        self.calls = 0
-
-    async def submit(self, call: _Call) -> RecordingResult:
-        call.future = asyncio.get_running_loop().create_future()
-        self.pending.append(call)
-        if self.writer is None:
-            self.writer = asyncio.create_task(self._drain(), name="settlegraph-recording-groups")
-        return await call.future
-
-    def _next_group(self) -> list[_Call]:
-        """The oldest waiting call and those after it by the same actor, up to GROUP_TRANSFER_LIMIT transfers
-        (the actor is recorded on the batches a group opens; other actors wait for the next group)."""
-        group: list[_Call] = []
-        later: deque[_Call] = deque()
-        size = 0
-        while self.pending:
-            call = self.pending.popleft()
-            assert call.future is not None
-            if call.future.cancelled():  # its caller went away before it was written
-                continue
-            if group and (call.actor != group[0].actor or size + len(call.requests) > GROUP_TRANSFER_LIMIT):
-                later.append(call)
-                continue
-            group.append(call)
-            size += len(call.requests)
-        later.extend(self.pending)
-        self.pending = later
-        return group
-
-    async def _drain(self) -> None:
-        try:
-            while self.pending:
-                group = self._next_group()
-                if group:
-                    await self._write(group)
-        finally:
-            self.writer = None
-            if self.pending:  # cancelled while calls were waiting (shutdown): they fail rather than hang
-                for call in self.pending:
-                    if call.future is not None and not call.future.done():
-                        call.future.set_exception(RuntimeError("the recorder stopped before this call was written"))
-                self.pending.clear()
-
-    async def _write(self, group: list[_Call]) -> None:
-        self.groups += 1
-        self.calls += len(group)
-        try:
-            results = await _write(group)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):  # cancelled (shutdown): the group's callers are told, not left
-                for call in group:
-                    _settle(call, exc=RuntimeError("the recorder stopped while this call was being written"))
-                raise
-            if len(group) == 1:
-                _settle(group[0], exc=exc)
-                return
-            log.warning("a group of %d recordTransfers calls failed (%s); writing them one by one",
-                        len(group), type(exc).__name__)
-            for call in group:
-                try:
-                    _settle(call, result=(await _write([call]))[0])
-                except Exception as single:
-                    _settle(call, exc=single)
-            return
-        for call, result in zip(group, results, strict=True):
-            _settle(call, result=result)
-
-
-def _settle(call: _Call, result: RecordingResult | None = None, exc: BaseException | None = None) -> None:
-    if call.future is None or call.future.done():
-        return
-    if exc is not None:
-        call.future.set_exception(exc)
-    else:
-        call.future.set_result(result)  # type: ignore[arg-type]
-
-
-_GROUPS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CallGroups] = weakref.WeakKeyDictionary()
-
-
-def _groups() -> CallGroups:
-    loop = asyncio.get_running_loop()
-    groups = _GROUPS.get(loop)
-    if groups is None:
-        groups = _GROUPS[loop] = CallGroups()
-    return groups
+def _groups() -> GroupWriter[_Call, RecordingResult]:
+    return group_commit.writer("recordTransfers", lambda: GroupWriter(
+        "recordTransfers", _write, limit=MAX_TRANSFERS_PER_CALL, size=lambda call: len(call.requests),
+        key=lambda call: call.actor))
 
 
 async def _write(calls: Sequence[_Call]) -> list[RecordingResult]:

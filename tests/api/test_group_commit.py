@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from tortoise import Tortoise
 
-from app import audit, recording
+from app import audit, group_commit, recording
 from app.recording import TransferRequest
 from tests.api.transfers import BATCH, RECORD, transfer
 
@@ -31,7 +31,7 @@ async def _audit_entries(operation: str) -> list[dict]:
 
 async def test_concurrent_calls_share_transactions_and_keep_their_own_outcomes(gql):
     groups = recording._groups()
-    groups_before, calls_before = groups.groups, groups.calls
+    groups_before, calls_before = groups.groups, groups.items
     # Every call is sent at once: single transfers, a retry of one of them (same content: DUPLICATE), a clash
     # (same id, other content: TRANSFER_CONFLICT), and a call whose second transfer is bad.
     calls = [[transfer(f"g-{i}", payer=f"dfsp-{i % 4}", payee="hub-b", amount="1.25")] for i in range(CALLS - 3)]
@@ -42,7 +42,7 @@ async def test_concurrent_calls_share_transactions_and_keep_their_own_outcomes(g
     answers = await asyncio.gather(*(_record(gql, c) for c in calls))
 
     grouped = groups.groups - groups_before
-    assert groups.calls - calls_before == CALLS
+    assert groups.items - calls_before == CALLS
     assert grouped < CALLS, "the concurrent calls should have shared transactions"
 
     # The two calls of g-0 as if one came after the other: one RECORDED, one DUPLICATE in the same batch.
@@ -112,7 +112,66 @@ async def test_a_call_that_fails_inside_a_group_fails_alone(gql, server):
 @pytest.mark.parametrize("size", [recording.GROUP_CALL_LIMIT + 1])
 async def test_large_calls_are_written_alone(gql, size):
     groups = recording._groups()
-    before = groups.calls
+    before = groups.items
     answer = await _record(gql, [transfer(f"l-{i}") for i in range(size)])
     assert answer["recorded"] == size
-    assert groups.calls == before
+    assert groups.items == before
+
+
+# -- grants: prepareTransfer and commitTransfer share transactions too -----------------------------------
+
+async def test_concurrent_commits_share_transactions_and_answer_each_alone(gql):
+    from tests.api.grant_api import COMMIT, create_grant, grant, prepare, reconcile, value
+
+    g = await create_grant(gql, debit="1000.00")
+    ids = [f"c-{i}" for i in range(20)]
+    await asyncio.gather(*(prepare(gql, t, "2.50", g["id"]) for t in [*ids, "c-big"]))
+    writer = group_commit.find("commitTransfer")
+    groups_before, items_before = (writer.groups, writer.items) if writer else (0, 0)
+
+    async def commit(transfer_id, delivered=None):
+        return (await gql(COMMIT, {"id": transfer_id, "delivered": delivered}, role="ingest"))["commitTransfer"]
+
+    calls = [commit(t) for t in ids]
+    calls += [commit("c-0"), commit("c-missing"), commit("c-big", delivered="9.99")]
+    answers = await asyncio.gather(*calls)
+
+    writer = group_commit.find("commitTransfer")
+    assert writer is not None and writer.items - items_before == len(calls)
+    assert writer.groups - groups_before < len(calls), "the concurrent commits should have shared transactions"
+    committed = [a["preparedTransfer"] for a in answers[:20]]
+    assert all(p["state"] == "COMMITTED" and p["transfer"]["batch"] for p in committed)
+    # The retry of c-0 answers its committed state, whichever of the two calls came first.
+    assert answers[20]["preparedTransfer"]["state"] == "COMMITTED"
+    assert [e["code"] for e in answers[21]["userErrors"]] == ["NOT_FOUND"]
+    assert [e["code"] for e in answers[22]["userErrors"]] == ["AMOUNT_EXCEEDS_RESERVED"]
+    batch = (await gql(BATCH, {"ref": {"transferId": "c-5"}}))["batch"]
+    assert batch["transferCount"] == 20  # each filed once
+    assert value((await grant(gql, g["id"]))["spentDebitAmount"]) == "52.50"  # c-big is still reserved
+    assert (await reconcile(gql, g["id"]))["consistent"]
+    entries = await _audit_entries("commitTransfer")
+    assert Counter(e["outcome"] for e in entries) == Counter(OK=21, REFUSED=2)
+
+
+async def test_a_group_that_fails_after_writing_is_written_again_one_by_one(gql):
+    """A failure after an item wrote (Dirty) rolls the whole group back; every item is then written alone, and
+    only the failing one fails."""
+    from tortoise.transactions import in_transaction
+
+    async def write_group(items: list[str]) -> list[str]:
+        async with in_transaction() as conn:
+            await audit.insert(conn, [audit.entry(None, "groupTest", item, "OK") for item in items])
+            if "poison" in items:
+                raise group_commit.Dirty(RuntimeError("poison wrote, then failed"))
+        return items
+
+    writer = group_commit.GroupWriter("groupTest", write_group, limit=100)
+    names = [f"item-{i}" for i in range(8)]
+    results = await asyncio.gather(*(writer.submit(n) for n in [*names[:4], "poison", *names[4:]]),
+                                   return_exceptions=True)
+    assert isinstance(results[4], RuntimeError) and str(results[4]) == "poison wrote, then failed"
+    assert [r for i, r in enumerate(results) if i != 4] == names
+    assert writer.items == 9 and writer.groups < 9  # grouped, then written again one by one
+    conn = Tortoise.get_connection("default")
+    rows = await conn.execute_query_dict("SELECT target FROM audit_entry WHERE operation = 'groupTest'")
+    assert sorted(r["target"] for r in rows) == sorted(names)
