@@ -37,7 +37,16 @@ from typing import Any
 
 import httpx
 import uvloop
-from harness import Connection, create_database, drop_database, free_port, start_server, stop_server, wait_ready
+from harness import (
+    Connection,
+    CpuMeter,
+    create_database,
+    drop_database,
+    free_port,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 OPERATOR_KEY, INGEST_KEY = "bench-operator", "bench-ingest"
 API_KEYS = f"{OPERATOR_KEY}:OPERATOR:bench-operator,{INGEST_KEY}:INGEST:bench-ingest"
@@ -60,6 +69,7 @@ class Phase:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    cpu: str = ""
 
     @property
     def rate(self) -> float:
@@ -99,7 +109,7 @@ def client(base_url: str) -> Any:
 
 
 async def drive(base_url: str, count: int, clients: int, one: Callable[[Any, int], Awaitable[None]],
-                phase: Phase) -> Phase:
+                phase: Phase, server_pid: int | None = None) -> Phase:
     numbers = iter(range(count))
 
     async def caller() -> None:
@@ -115,8 +125,14 @@ async def drive(base_url: str, count: int, clients: int, one: Callable[[Any, int
                 phase.pairs += 1
 
     started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(clients)))
+    if server_pid is None:
+        await asyncio.gather(*(caller() for _ in range(clients)))
+    else:
+        with CpuMeter(server_pid) as cpu:
+            await asyncio.gather(*(caller() for _ in range(clients)))
     phase.seconds = time.perf_counter() - started
+    if server_pid is not None:
+        phase.cpu = cpu.line(max(1, phase.pairs), "pair" if "record" not in phase.name else "call")
     return phase
 
 
@@ -184,22 +200,23 @@ async def main(args: argparse.Namespace) -> int:
                     Phase("warm-up"))
         phases = [
             await drive(base_url, args.pairs, args.clients, record_one(f"rec-{run}"),
-                        Phase("baseline: recordTransfers x1 a call")),
+                        Phase("baseline: recordTransfers x1 a call"), server.pid),
             await drive(base_url, args.pairs, args.clients, pair(f"none-{run}", lambda n: (None, "no-grant-payer")),
-                        Phase("baseline: pairs without grant")),
+                        Phase("baseline: pairs without grant"), server.pid),
             await drive(base_url, args.pairs, args.clients, pair(f"hot-{run}", lambda n: (hot, "hot-payer")),
-                        Phase("hot: one grant")),
+                        Phase("hot: one grant"), server.pid),
             await drive(base_url, args.pairs, args.clients,
                         pair(f"spread-{run}", lambda n: (spread[n % len(spread)], f"payer-{n % len(spread):04d}")),
-                        Phase(f"spread: {len(spread)} grants")),
+                        Phase(f"spread: {len(spread)} grants"), server.pid),
             # What the spread phase costs without its grants: as many other payers, so as many batches to open.
             await drive(base_url, args.pairs, args.clients,
                         pair(f"spread-none-{run}", lambda n: (None, f"other-payer-{n % len(spread):04d}")),
-                        Phase(f"baseline: {len(spread)} payers, no grant")),
+                        Phase(f"baseline: {len(spread)} payers, no grant"), server.pid),
         ]
         print()
         for phase in phases:
             print(phase.line("calls" if phase.name.startswith("baseline: record") else "pairs"))
+            print(f"    {phase.cpu}")
             for failure in phase.failures[:3]:
                 print(f"    failure {failure}")
             failed = failed or bool(phase.failures)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -124,3 +125,46 @@ class Connection:
         if status != b"200":
             raise RuntimeError(f"HTTP {status.decode()}: {payload[:200]!r}")
         return payload
+
+
+class CpuMeter:
+    """CPU seconds used by the server (with its workers) and by every PostgreSQL process while a phase runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+
+    def _sample(self) -> tuple[float, float, float]:
+        server = postgres = 0.0
+        own = psutil.Process().cpu_times()
+        self.per_process: dict[int, float] = {}
+        with suppress(psutil.Error):
+            for proc in [self.root, *self.root.children(recursive=True)]:
+                with suppress(psutil.Error):
+                    times = proc.cpu_times()
+                    server += times.user + times.system
+                    self.per_process[proc.pid] = times.user + times.system
+        for proc in psutil.process_iter(["name", "cpu_times"]):
+            if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
+                postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        return server, postgres, own.user + own.system
+
+    def __enter__(self) -> CpuMeter:
+        self.start = self._sample()
+        self.per_process_start = self.per_process
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._sample()
+        self.seconds = time.perf_counter() - self.started
+        self.server, self.postgres, self.client = (b - a for a, b in zip(self.start, end, strict=True))
+
+    def line(self, items: int, unit: str) -> str:
+        split = ""
+        if len(self.per_process) > 1:  # uvicorn workers: how evenly the connections landed
+            used = [self.per_process[pid] - self.per_process_start.get(pid, 0.0) for pid in sorted(self.per_process)]
+            split = " = " + " + ".join(f"{u:.1f}" for u in used)
+        return (f"CPU: server {self.server:.1f} s{split} ({self.server / self.seconds * 100:.0f}% of a core, "
+                f"{self.server / items * 1000:.3f} ms/{unit}), postgres {self.postgres:.1f} s "
+                f"({self.postgres / self.seconds * 100:.0f}%; every postgres process on the machine), "
+                f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")
