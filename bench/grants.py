@@ -112,25 +112,38 @@ async def drive(base_url: str, count: int, clients: int, one: Callable[[Any, int
                 phase: Phase, server_pid: int | None = None) -> Phase:
     numbers = iter(range(count))
 
-    async def caller() -> None:
-        async with client(base_url) as http:
-            for number in numbers:
-                started = time.perf_counter()
-                try:
-                    await one(http, number)
-                except Exception as exc:  # a failed pair is counted and reported, the run goes on
-                    phase.failures.append(f"{number}: {exc}"[:300])
-                    continue
-                phase.latencies.append(time.perf_counter() - started)
-                phase.pairs += 1
+    async def caller(http: Any) -> None:
+        for number in numbers:
+            started = time.perf_counter()
+            try:
+                await one(http, number)
+            except Exception as exc:  # a failed pair is counted and reported, the run goes on
+                phase.failures.append(f"{number}: {exc}"[:300])
+                continue
+            phase.latencies.append(time.perf_counter() - started)
+            phase.pairs += 1
 
-    started = time.perf_counter()
-    if server_pid is None:
-        await asyncio.gather(*(caller() for _ in range(clients)))
-    else:
-        with CpuMeter(server_pid) as cpu:
-            await asyncio.gather(*(caller() for _ in range(clients)))
-    phase.seconds = time.perf_counter() - started
+    # Connected one after the other, so that the connections spread over uvicorn workers (opened at once,
+    # they all land on the first worker to wake).
+    connections = []
+    for _ in range(clients):
+        http = client(base_url)
+        await http.__aenter__()
+        if not isinstance(http, Connection):
+            await http.get("/healthz")
+        connections.append(http)
+        await asyncio.sleep(0.005)
+    try:
+        started = time.perf_counter()
+        if server_pid is None:
+            await asyncio.gather(*(caller(http) for http in connections))
+        else:
+            with CpuMeter(server_pid) as cpu:
+                await asyncio.gather(*(caller(http) for http in connections))
+        phase.seconds = time.perf_counter() - started
+    finally:
+        for http in connections:
+            await http.__aexit__(None, None, None)
     if server_pid is not None:
         phase.cpu = cpu.line(max(1, phase.pairs), "pair" if "record" not in phase.name else "call")
     return phase
