@@ -419,7 +419,17 @@ async def _in_group(name: str, works: list[_Work], run_all: _RunAll) -> list[Any
 
 
 async def _prepare_group(works: list[_Work]) -> list[Any]:
-    return await _in_group("prepareTransfer", works, _one_by_one(_prepare))
+    return await _in_group("prepareTransfer", works, _prepare_all)
+
+
+async def _prepare_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]:
+    """A group's prepares one by one, in arrival order. Lock order: when they name several grants, all of them
+    first, in id order (commits take theirs in id order too), so that no two transactions wait on each other."""
+    grant_ids = sorted({g for w in works if (g := _grant_number(w.args[0].grant_id)) is not None})
+    if len(grant_ids) > 1 and _Sql(conn).postgres:
+        await conn.execute_query("SELECT id FROM payment_grant WHERE id = ANY($1::bigint[]) ORDER BY id "
+                                 "FOR NO KEY UPDATE", [grant_ids])
+    return await _one_by_one(_prepare)(conn, works, now)
 
 
 def _check(request: PrepareRequest, prepared_at: datetime, now: datetime,

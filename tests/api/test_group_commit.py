@@ -175,3 +175,25 @@ async def test_a_group_that_fails_after_writing_is_written_again_one_by_one(gql)
     conn = Tortoise.get_connection("default")
     rows = await conn.execute_query_dict("SELECT target FROM audit_entry WHERE operation = 'groupTest'")
     assert sorted(r["target"] for r in rows) == sorted(names)
+
+
+async def test_prepares_and_commits_over_several_grants_at_once_keep_every_grant_exact(gql):
+    """Groups mixing grants, in any arrival order, on both writers at once: every call answered, every grant
+    reconciles (on PostgreSQL the groups lock their grants in id order, so they never deadlock)."""
+    from tests.api.grant_api import COMMIT, PREPARE, create_grant, grant, reconcile, value
+
+    grants = [(await create_grant(gql, payer=f"dfsp-{i}", debit="1000.00"))["id"] for i in range(5)]
+
+    async def prepare_then_commit(n: int) -> None:
+        k = (n * 7) % len(grants)  # arrival order crosses the grants' id order
+        data = {"transferId": f"m-{n}", "payerId": f"dfsp-{k}", "payeeId": "hub", "amount": "1.00",
+                "currency": "USD", "grantId": grants[k]}
+        prepared = (await gql(PREPARE, {"input": data}, role="ingest"))["prepareTransfer"]
+        assert prepared["userErrors"] == [], prepared
+        committed = (await gql(COMMIT, {"id": f"m-{n}"}, role="ingest"))["commitTransfer"]
+        assert committed["userErrors"] == [], committed
+
+    await asyncio.gather(*(prepare_then_commit(n) for n in range(40)))
+    for grant_id in grants:
+        assert value((await grant(gql, grant_id))["spentDebitAmount"]) == "8.00"
+        assert (await reconcile(gql, grant_id))["consistent"]
