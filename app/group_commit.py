@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from app import metrics
+
 log = logging.getLogger(__name__)
 
 I = TypeVar("I")  # noqa: E741 - an item of work
@@ -116,6 +118,7 @@ class GroupWriter(Generic[I, R]):
     async def _write(self, group: list[_Waiting[I, R]]) -> None:
         self.groups += 1
         self.items += len(group)
+        metrics.GROUP_SIZE.labels(writer=self.name).observe(len(group))
         try:
             results = await self.write_group([w.item for w in group])
         except BaseException as exc:
@@ -128,6 +131,7 @@ class GroupWriter(Generic[I, R]):
                 return
             log.warning("a group of %d %s writes failed (%s); writing them one by one", len(group), self.name,
                         type(exc).__name__)
+            metrics.GROUP_FALLBACKS.labels(writer=self.name).inc()
             for waiting in group:
                 await self._write_alone(waiting)
             return

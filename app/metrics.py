@@ -16,6 +16,15 @@ GRAPHQL_OPERATIONS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
+GROUP_SIZE = Histogram(
+    "settlegraph_group_commit_size", "Writes sharing one transaction (app/group_commit.py), by kind", ["writer"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+GROUP_FALLBACKS = Counter(
+    "settlegraph_group_commit_fallbacks_total",
+    "Groups that failed as a whole and were written again one by one, by kind", ["writer"],
+)
+
 
 def exposition() -> tuple[bytes, str]:
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -15,7 +15,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from app import audit, batching, clock, database, errors, group_commit, money
+from app import audit, batching, clock, database, errors, group_commit, metrics, money
 from app.batch_lifecycle import Action, BatchStatus, StatusChange, apply
 from app.batch_store import MODELS_SQL, BatchStore, NewBatch, TransferRow, store_for
 from app.batching import BatchKey
@@ -260,6 +260,9 @@ async def _write(calls: Sequence[_Call]) -> list[RecordingResult]:
                 await audit.insert(conn, entries)
         for entry in entries:
             audit.log_entry(entry)
+        for result in results:
+            for outcome in result.outcomes:
+                metrics.TRANSFERS.labels(outcome=outcome.outcome).inc()
         return results
 
     return await database.retrying_deadlocks(transaction, "recordTransfers")

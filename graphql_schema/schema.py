@@ -18,6 +18,7 @@ from graphql_schema.batches import schema as batches
 from graphql_schema.errors import MaskInternalErrors
 from graphql_schema.grants import schema as grants
 from graphql_schema.matrices import schema as matrices
+from graphql_schema.operation_metrics import OperationMetrics
 from graphql_schema.participants import schema as participants
 from graphql_schema.scalars import SCALAR_MAP
 from graphql_schema.settlement_models import schema as settlement_models
@@ -44,6 +45,7 @@ schema = SettlegraphSchema(
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
     extensions=[
         MaskInternalErrors,
+        OperationMetrics,
         lambda: AddValidationRules(DEPTH_RULES),
         lambda: MaxTokensLimiter(max_token_count=400_000),
         # Clients send the same few documents again and again: parse and validate each once.

@@ -197,3 +197,19 @@ async def test_prepares_and_commits_over_several_grants_at_once_keep_every_grant
     for grant_id in grants:
         assert value((await grant(gql, grant_id))["spentDebitAmount"]) == "8.00"
         assert (await reconcile(gql, grant_id))["consistent"]
+
+
+def _sample(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+async def test_metrics_count_transfers_operations_and_group_sizes(gql):
+    names = ('settlegraph_transfers_total{outcome="RECORDED"}', 'settlegraph_transfers_total{outcome="REJECTED"}',
+             'settlegraph_graphql_operation_seconds_count{operation_type="mutation"}',
+             'settlegraph_group_commit_size_count{writer="recordTransfers"}')
+    before = (await gql.http.get("/metrics")).text
+    await asyncio.gather(*(_record(gql, [transfer(f"x-{i}"), transfer(f"x-bad-{i}", amount="0")]) for i in range(5)))
+    after = (await gql.http.get("/metrics")).text
+    recorded, rejected, mutations, groups = (_sample(after, n) - _sample(before, n) for n in names)
+    assert (recorded, rejected, mutations) == (5, 5, 5)
+    assert 1 <= groups <= 5
