@@ -9,7 +9,9 @@ measures:
   in the same run the baselines: the same rows filed by plain asyncpg with the same SQL (the statements of
   app/batch_store.PostgresBatchStore over a raw asyncpg connection, no GraphQL, same concurrency), and the
   whole recording core (app/recording.file_transfers over raw asyncpg: validation + the same SQL);
-* single: single-transfer recordTransfers calls from 32 concurrent clients; calls/s and p50/p95/p99;
+* single: single-transfer recordTransfers calls from 32 concurrent clients, each on a kept-alive connection
+  of its own (bench/harness.Connection, a minimal HTTP/1.1 client: ~0.1 ms of CPU a call here against ~1 ms
+  for httpx, which `--http-client httpx` measures with); calls/s and p50/p95/p99;
 * at the end, in SQL: every batch's account totals equal the sum of its transfers and nets sum to zero
   per batch. Prints FAIL and exits 1 otherwise.
 
