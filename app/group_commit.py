@@ -47,8 +47,7 @@ class GroupWriter(Generic[I, R]):
     """The queue of one kind of write on one event loop, and the one task that writes it, group by group.
 
     `size(item)` counts towards `limit` a group; items with different `key(item)` never share a group (the
-    first waiting item's key decides), and neither do items with the same `unique(item)`. Up to `concurrency`
-    groups are written at once (each in its own transaction)."""
+    first waiting item's key decides), and neither do items with the same `unique(item)`."""
 
     def __init__(
         self,
@@ -59,22 +58,20 @@ class GroupWriter(Generic[I, R]):
         size: Callable[[I], int] = lambda item: 1,
         key: Callable[[I], Hashable] = lambda item: None,
         unique: Callable[[I], Hashable] | None = None,
-        concurrency: int = 1,
     ) -> None:
         self.name = name
         self.write_group = write_group
         self.limit, self.size, self.key, self.unique = limit, size, key, unique
-        self.concurrency = concurrency
         self.pending: deque[_Waiting[I, R]] = deque()
-        self.writers: set[asyncio.Task[None]] = set()
+        self.writer: asyncio.Task[None] | None = None  # the one task writing, while there is work
         self.groups = 0  # groups written, and items in them (observable by tests and benchmarks)
         self.items = 0
 
     async def submit(self, item: I) -> R:
         waiting: _Waiting[I, R] = _Waiting(item, asyncio.get_running_loop().create_future())
         self.pending.append(waiting)
-        if len(self.writers) < self.concurrency:
-            self.writers.add(asyncio.create_task(self._drain(), name=f"settlegraph-group-{self.name}"))
+        if self.writer is None:
+            self.writer = asyncio.create_task(self._drain(), name=f"settlegraph-group-{self.name}")
         return await waiting.future
 
     def _next_group(self) -> list[_Waiting[I, R]]:
@@ -101,16 +98,14 @@ class GroupWriter(Generic[I, R]):
         return group
 
     async def _drain(self) -> None:
-        task = asyncio.current_task()
         try:
             while self.pending:
                 group = self._next_group()
                 if group:
                     await self._write(group)
         finally:
-            # Synchronously: an item submitted from now on starts a writer of its own.
-            self.writers.discard(task)  # type: ignore[arg-type]
-            if self.pending and not self.writers:  # cancelled (shutdown): what waits fails rather than hangs
+            self.writer = None  # synchronously: an item submitted from now on starts a new writer
+            if self.pending:  # cancelled (shutdown): what waits fails rather than hangs
                 for waiting in self.pending:
                     _settle(waiting, RuntimeError(f"the {self.name} writer stopped before this was written"))
                 self.pending.clear()
