@@ -70,11 +70,27 @@ def validate_spec(
 
 
 async def create_model(spec: ModelSpec, actor: Principal) -> SettlementModel:
+    """Create a model; a new default takes the flag from the previous one in the same transaction.
+
+    Two defaults created at once: the later commit hits the partial unique index (at most one default) and is
+    run again, when it sees the first one's default and takes the flag from it."""
+    for attempt in range(3):
+        try:
+            return await _create(spec, actor)
+        except IntegrityError:
+            if await SettlementModel.filter(name=spec.name).exists():
+                raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists",
+                                  ["name"]) from None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _create(spec: ModelSpec, actor: Principal) -> SettlementModel:
     now = clock.now()
     async with in_transaction():
         if await SettlementModel.filter(name=spec.name).exists():
             raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists", ["name"])
-        previous_default = None
         if spec.is_default:
             previous_default = await SettlementModel.filter(is_default=True).first()
             if previous_default is not None:
@@ -82,20 +98,16 @@ async def create_model(spec: ModelSpec, actor: Principal) -> SettlementModel:
                 previous_default.updated_at = now
                 await previous_default.save(update_fields=["is_default", "updated_at"])
                 await _log(previous_default, actor, "UNSET_DEFAULT", {"isDefault": False})
-        try:
-            model = await SettlementModel.create(
-                name=spec.name,
-                batch_interval_seconds=spec.batch_interval_seconds,
-                currencies=spec.currencies,
-                segment_by=spec.segment_by,
-                is_active=True,
-                is_default=spec.is_default,
-                created_at=now,
-                updated_at=now,
-            )
-        except IntegrityError:
-            raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists",
-                              ["name"]) from None
+        model = await SettlementModel.create(
+            name=spec.name,
+            batch_interval_seconds=spec.batch_interval_seconds,
+            currencies=spec.currencies,
+            segment_by=spec.segment_by,
+            is_active=True,
+            is_default=spec.is_default,
+            created_at=now,
+            updated_at=now,
+        )
         await _log(model, actor, "CREATE", {
             "batchIntervalSeconds": spec.batch_interval_seconds,
             "currencies": spec.currencies,

@@ -94,3 +94,16 @@ async def test_segments_of_a_period(gql):
     body = await gql.raw(query, {"p": {"unit": "SECOND", "start": "2026-03-02T14:00:00Z",
                                        "end": "2026-03-02T15:00:00Z"}})
     assert body["errors"][0]["extensions"]["code"] == "PERIOD_TOO_FINE"
+
+
+async def test_defaults_created_at_once_leave_exactly_one_default(gql):
+    import asyncio
+
+    outs = await asyncio.gather(*(create(gql, name=f"D{i}", batchIntervalSeconds=60, isDefault=True)
+                                  for i in range(6)))
+    assert [o["userErrors"] for o in outs] == [[]] * 6
+    models = (await gql(MODELS))["settlementModels"]
+    assert len([m for m in models if m["isDefault"]]) == 1
+    assert {m["name"] for m in models} >= {f"D{i}" for i in range(6)}
+    again = await create(gql, name="D0", batchIntervalSeconds=60, isDefault=True)
+    assert [e["code"] for e in again["userErrors"]] == ["DUPLICATE_NAME"]
