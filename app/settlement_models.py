@@ -70,25 +70,26 @@ def validate_spec(
 
 
 async def create_model(spec: ModelSpec, actor: Principal) -> SettlementModel:
-    """Create a model; a new default takes the flag from the previous one in the same transaction.
+    """Create a model; a new default takes the flag from the previous one in the same transaction."""
+    try:
+        return await _create(spec, actor)
+    except IntegrityError:
+        if await SettlementModel.filter(name=spec.name).exists():  # created meanwhile under the same name
+            raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists",
+                              ["name"]) from None
+        raise
 
-    Two defaults created at once: the later commit hits the partial unique index (at most one default) and is
-    run again, when it sees the first one's default and takes the flag from it."""
-    for attempt in range(3):
-        try:
-            return await _create(spec, actor)
-        except IntegrityError:
-            if await SettlementModel.filter(name=spec.name).exists():
-                raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists",
-                                  ["name"]) from None
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+
+# Transactions that make a model the default take this lock first (PostgreSQL; SQLite has one writer), so the
+# next one reads the default the previous one left: defaults created at once all succeed, one after the other.
+_DEFAULT_LOCK = "SELECT pg_advisory_xact_lock(726273657474)"
 
 
 async def _create(spec: ModelSpec, actor: Principal) -> SettlementModel:
     now = clock.now()
-    async with in_transaction():
+    async with in_transaction() as conn:
+        if spec.is_default and conn.capabilities.dialect == "postgres":
+            await conn.execute_query(_DEFAULT_LOCK)
         if await SettlementModel.filter(name=spec.name).exists():
             raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists", ["name"])
         if spec.is_default:
