@@ -738,6 +738,17 @@ async def _lock_transfers(conn: Any, transfer_ids: Sequence[str]) -> dict[str, P
     return {r["transfer_id"]: PreparedTransfer._init_from_db(**r) for r in rows}
 
 
+def _part_of(value: str, transfer: PreparedTransfer, where: str, reserved: str, *, allow_zero: bool) -> int:
+    """A delivered or sent amount: at most what the transfer reserved (its `reserved` "amount" or "receive
+    amount")."""
+    minor = _amount(value, transfer.currency, where, allow_zero=allow_zero)
+    limit = transfer.receive_amount if reserved == "receive amount" else transfer.amount
+    if minor > limit:
+        raise DomainError(AMOUNT_EXCEEDS_RESERVED, f"{where} {value} exceeds the reserved {reserved} "
+                          f"{money.format_minor(limit, transfer.currency)}", [where])
+    return minor
+
+
 def _commit_check(transfer: PreparedTransfer, delivered_amount: str | None, committed_at: datetime | None,
                   now: datetime) -> tuple[int, datetime]:
     """What a commit of the locked, not yet committed transfer delivers and when; pure."""
@@ -746,12 +757,7 @@ def _commit_check(transfer: PreparedTransfer, delivered_amount: str | None, comm
                           f"transfer {transfer.transfer_id} was aborted: it cannot be committed", ["transferId"])
     delivered = transfer.receive_amount
     if delivered_amount is not None:
-        delivered = _amount(delivered_amount, transfer.currency, "deliveredAmount", allow_zero=False)
-        if delivered > transfer.receive_amount:
-            raise DomainError(
-                AMOUNT_EXCEEDS_RESERVED,
-                f"deliveredAmount {delivered_amount} exceeds the reserved receive amount "
-                f"{money.format_minor(transfer.receive_amount, transfer.currency)}", ["deliveredAmount"])
+        delivered = _part_of(delivered_amount, transfer, "deliveredAmount", "receive amount", allow_zero=False)
     if committed_at is not None and committed_at.tzinfo is None:
         raise DomainError(errors.VALIDATION, "committedAt needs a UTC offset", ["committedAt"])
     when = (committed_at or now).astimezone(UTC)
@@ -785,12 +791,7 @@ async def _abort(conn: Any, transfer_id: str, sent_amount: str | None, reason: s
                           ["transferId"])
     sent = 0
     if sent_amount is not None:
-        sent = _amount(sent_amount, transfer.currency, "sentAmount", allow_zero=True)
-        if sent > transfer.amount:
-            raise DomainError(
-                AMOUNT_EXCEEDS_RESERVED,
-                f"sentAmount {sent_amount} exceeds the reserved amount "
-                f"{money.format_minor(transfer.amount, transfer.currency)}", ["sentAmount"])
+        sent = _part_of(sent_amount, transfer, "sentAmount", "amount", allow_zero=True)
     kept = kept_receive(transfer.amount, transfer.receive_amount, sent)
     try:
         await _finish(conn, transfer, {"state": ABORTED, "sent_amount": sent, "reason": reason,
