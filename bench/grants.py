@@ -3,6 +3,8 @@
 Creates a fresh database, starts `settlegraph serve` as a subprocess (SETTLEGRAPH_API_KEYS set), then, with
 `--clients` concurrent callers (one keep-alive HTTP connection each), each doing prepare then commit:
 
+* floor: `{ __typename }` calls (twice as many as pairs): what a call costs through HTTP and GraphQL with
+  nothing to do — a pair is two calls, so this bounds what any pair rate can reach here;
 * baseline: the same pairs without a grant (no grant lock, no spent-amount rows) — what the pair costs anyway;
   and recordTransfers with one transfer a call (the cost of one plain ingest call through the same stack);
 * hot: every pair under ONE grant (daily interval, debit limit): each prepare and each commit takes that
@@ -70,6 +72,10 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     cpu: str = ""
+
+    @property
+    def unit(self) -> str:
+        return "calls" if "calls" in self.name or "a call" in self.name else "pairs"
 
     @property
     def rate(self) -> float:
@@ -145,7 +151,7 @@ async def drive(base_url: str, count: int, clients: int, one: Callable[[Any, int
         for http in connections:
             await http.__aexit__(None, None, None)
     if server_pid is not None:
-        phase.cpu = cpu.line(max(1, phase.pairs), "pair" if "record" not in phase.name else "call")
+        phase.cpu = cpu.line(max(1, phase.pairs), "call" if phase.unit == "calls" else "pair")
     return phase
 
 
@@ -165,6 +171,12 @@ def pair(prefix: str, grant_of: Callable[[int], tuple[str | None, str]]) -> Call
         if committed["userErrors"]:
             raise RuntimeError(f"commit: {committed['userErrors']}")
     return one
+
+
+async def typename(http: Any, number: int) -> None:
+    """The floor: what one call costs through HTTP and GraphQL with nothing to do."""
+    if (await call(http, "{ __typename }", {}, INGEST_KEY)).get("__typename") != "Query":
+        raise RuntimeError("unexpected answer to { __typename }")
 
 
 def record_one(prefix: str) -> Callable[[Any, int], Awaitable[None]]:
@@ -212,6 +224,8 @@ async def main(args: argparse.Namespace) -> int:
         await drive(base_url, min(500, args.pairs), args.clients, pair(f"warm-{run}", lambda n: (None, "warm")),
                     Phase("warm-up"))
         phases = [
+            await drive(base_url, args.pairs * 2, args.clients, typename,
+                        Phase("floor: { __typename } calls"), server.pid),
             await drive(base_url, args.pairs, args.clients, record_one(f"rec-{run}"),
                         Phase("baseline: recordTransfers x1 a call"), server.pid),
             await drive(base_url, args.pairs, args.clients, pair(f"none-{run}", lambda n: (None, "no-grant-payer")),
@@ -228,7 +242,7 @@ async def main(args: argparse.Namespace) -> int:
         ]
         print()
         for phase in phases:
-            print(phase.line("calls" if phase.name.startswith("baseline: record") else "pairs"))
+            print(phase.line(phase.unit))
             print(f"    {phase.cpu}")
             for failure in phase.failures[:3]:
                 print(f"    failure {failure}")
@@ -236,7 +250,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"\nafter: {load()}")
 
         async with client(base_url) as http:
-            hot_phase = phases[2]
+            hot_phase = phases[3]
             spent = (await call(http, SPENT, {"id": hot}, OPERATOR_KEY))["grant"]["spentDebitAmount"]["value"]
             expected = f"{hot_phase.pairs}.00"
             print(f"hot grant spent today: {spent} (pairs committed: {hot_phase.pairs}) "
@@ -249,7 +263,7 @@ async def main(args: argparse.Namespace) -> int:
                     failed = True
             print(f"reconciliation of the hot grant and {len(spread[:: max(1, len(spread) // 20)])} spread grants: "
                   f"{'FAIL' if failed else 'OK'}")
-        targets = phases[2].rate >= 300 and phases[3].rate >= 1500
+        targets = phases[3].rate >= 300 and phases[4].rate >= 1500
         print(f"targets (hot >= 300 pairs/s, spread >= 1,500 pairs/s): {'met' if targets else 'NOT met'}")
     finally:
         stop_server(server)
