@@ -1,4 +1,8 @@
-"""The audit log (SPEC §10): every mutation, who, what, target, when, outcome."""
+"""The audit log (SPEC §10): every mutation, who, what, target, when, outcome.
+
+An entry is built (entry), written inside the transaction that makes the change, with the other entries of
+its group in one statement (insert), and logged once that transaction committed (log_entry). A refusal or
+failure, which changed nothing, is recorded on its own (record)."""
 from __future__ import annotations
 
 import json
@@ -8,63 +12,31 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise import connections
+
 from app import clock
 from app.auth import Principal
-from models.settlement import AuditEntry
 
 log = logging.getLogger("settlegraph.audit")
 
 
-def columns(principal: Principal | None, operation: str, target: str | None) -> tuple[str, str, str, str | None]:
-    """actor, roles, operation and target as an audit entry stores them (hand-written SQL writes them too)."""
-    actor = principal.name if principal else "anonymous"
-    roles = ",".join(sorted(r.value for r in principal.roles)) if principal else ""
-    return actor, roles, operation, (target or "")[:512] or None
-
-
-def logged(principal: Principal | None, operation: str, target: str | None, outcome: str) -> None:
-    """The log line of an entry, once it is committed."""
-    _log_line(principal.name if principal else "anonymous", operation, target, outcome)
-
-
-def _log_line(actor: str, operation: str, target: str | None, outcome: str) -> None:
-    log.info("audit", extra={"actor": actor, "operation": operation, "target": target, "outcome": outcome})
-
-
-async def record(
-    principal: Principal | None,
-    operation: str,
-    target: str | None,
-    outcome: str,
-    detail: dict[str, Any] | None = None,
-    *,
-    using_db: Any = None,
-) -> None:
-    """Write one entry; `using_db`: inside that open transaction instead of a transaction of its own."""
-    actor, roles, operation, stored_target = columns(principal, operation, target)
-    await AuditEntry.create(actor=actor, roles=roles, operation=operation, target=stored_target, outcome=outcome,
-                            detail=detail, at=clock.now(), using_db=using_db)
-    logged(principal, operation, target, outcome)
-
-
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One entry, ready to be written with others in one statement (insert)."""
-
     actor: str
     roles: str
     operation: str
-    target: str | None
+    target: str | None  # as stored: at most 512 characters
     outcome: str
     detail: dict[str, Any] | None
     at: datetime
-    logged_target: str | None
+    logged_target: str | None  # as given
 
 
 def entry(principal: Principal | None, operation: str, target: str | None, outcome: str,
           detail: dict[str, Any] | None = None) -> Entry:
-    actor, roles, operation, stored_target = columns(principal, operation, target)
-    return Entry(actor, roles, operation, stored_target, outcome, detail, clock.now(), target)
+    actor = principal.name if principal else "anonymous"
+    roles = ",".join(sorted(r.value for r in principal.roles)) if principal else ""
+    return Entry(actor, roles, operation, (target or "")[:512] or None, outcome, detail, clock.now(), target)
 
 
 async def insert(conn: Any, entries: Sequence[Entry]) -> None:
@@ -87,4 +59,13 @@ async def insert(conn: Any, entries: Sequence[Entry]) -> None:
 
 
 def log_entry(entry: Entry) -> None:
-    _log_line(entry.actor, entry.operation, entry.logged_target, entry.outcome)
+    log.info("audit", extra={"actor": entry.actor, "operation": entry.operation, "target": entry.logged_target,
+                             "outcome": entry.outcome})
+
+
+async def record(principal: Principal | None, operation: str, target: str | None, outcome: str,
+                 detail: dict[str, Any] | None = None) -> None:
+    """Write and log one entry in a statement of its own (autocommit)."""
+    written = entry(principal, operation, target, outcome, detail)
+    await insert(connections.get("default"), [written])
+    log_entry(written)

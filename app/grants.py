@@ -352,7 +352,7 @@ async def prepare_transfer(request: PrepareRequest, actor: str, note: AuditNote 
         raise DomainError(errors.VALIDATION, "preparedAt needs a UTC offset", ["preparedAt"])
     prepared_at = (request.prepared_at or clock.now()).astimezone(UTC)
     return await _writer("prepareTransfer", _prepare_group).submit(
-        _Work(note, (request, prepared_at, actor), request.transfer_id))
+        _Work(note, actor, request.transfer_id, (request, prepared_at)))
 
 
 @dataclass(slots=True)
@@ -360,8 +360,9 @@ class _Work:
     """One prepare, commit or abort waiting for its group: its audit note and its arguments."""
 
     note: AuditNote | None
-    args: tuple[Any, ...]  # the actor last
+    actor: str
     transfer_id: str
+    args: tuple[Any, ...]  # the rest of the call's arguments
 
 
 GROUP_LIMIT = 200
@@ -371,7 +372,7 @@ def _writer(name: str, write: Any) -> GroupWriter[_Work, Any]:
     """Works of one kind share a group; a transfer appears at most once in a group, and one actor's works only
     (the actor is recorded on the batches a commit opens)."""
     return group_commit.writer(name, lambda: GroupWriter(name, write, limit=GROUP_LIMIT,
-                                                         key=lambda work: work.args[-1],
+                                                         key=lambda work: work.actor,
                                                          unique=lambda work: work.transfer_id))
 
 
@@ -379,12 +380,13 @@ _RunAll = Callable[[Any, list[_Work], datetime], Awaitable[list[Any]]]
 
 
 def _one_by_one(one: Callable[..., Awaitable[Any]]) -> _RunAll:
-    """A group's works as `one(conn, *work.args, now)` each, in order: each sees what the earlier ones wrote."""
+    """A group's works as `one(conn, *work.args, work.actor, now)` each, in order: each sees what the earlier
+    ones wrote."""
     async def run_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]:
         results: list[Any] = []
         for work in works:
             try:
-                results.append(await one(conn, *work.args, now))
+                results.append(await one(conn, *work.args, work.actor, now))
             except DomainError as exc:
                 results.append(exc)
         return results
@@ -655,22 +657,12 @@ class Completion:
     recording: RecordingResult | None = None  # None for a retry: nothing changed
 
 
-async def _lock_transfer(conn: Any, transfer_id: str) -> PreparedTransfer:
-    """The prepared transfer, locked (SQLite: the transaction excludes every other writer)."""
-    sql = _Sql(conn)
-    rows = await sql.rows("SELECT * FROM prepared_transfer WHERE transfer_id = $1"
-                          + (" FOR NO KEY UPDATE" if sql.postgres else ""), [transfer_id])
-    if not rows:
-        raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
-    return PreparedTransfer._init_from_db(**rows[0])
-
-
 async def commit_transfer(transfer_id: str, delivered_amount: str | None, committed_at: datetime | None,
                           actor: str, note: AuditNote | None = None) -> Completion:
     """Commit a reservation: file the transfer into settlement batches (SPEC §4) and give back the undelivered
     receive part; all in one transaction, shared with concurrent commits (app/group_commit.py)."""
     return await _writer("commitTransfer", _commit_group).submit(
-        _Work(note, (delivered_amount, committed_at, actor), transfer_id))
+        _Work(note, actor, transfer_id, (delivered_amount, committed_at)))
 
 
 async def _commit_group(works: list[_Work]) -> list[Any]:
@@ -684,7 +676,7 @@ async def _commit_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]
     locked = await _lock_transfers(conn, [w.transfer_id for w in works])
     checked: list[tuple[int, PreparedTransfer, int, datetime]] = []
     for index, work in enumerate(works):
-        delivered_amount, committed_at, _ = work.args
+        delivered_amount, committed_at = work.args
         try:
             transfer = locked.get(work.transfer_id)
             if transfer is None:
@@ -697,7 +689,7 @@ async def _commit_all(conn: Any, works: list[_Work], now: datetime) -> list[Any]
             results[index] = exc
             continue
         checked.append((index, transfer, delivered, when))
-    actor = works[0].args[-1]
+    actor = works[0].actor  # a group's works share one actor
     filed = await recording.file_calls(conn, [[TransferRequest(
         transfer_id=transfer.transfer_id, payer_id=transfer.payer_id, payee_id=transfer.payee_id,
         amount=money.format_minor(transfer.amount, transfer.currency), currency=transfer.currency,
@@ -774,7 +766,7 @@ async def abort_transfer(transfer_id: str, sent_amount: str | None, reason: str 
     if reason is not None and len(reason) > MAX_REASON_LENGTH:
         raise DomainError(errors.VALIDATION, f"reason is longer than {MAX_REASON_LENGTH} characters", ["reason"])
     return await _writer("abortTransfer", _abort_group).submit(
-        _Work(note, (transfer_id, sent_amount, reason, actor), transfer_id))
+        _Work(note, actor, transfer_id, (transfer_id, sent_amount, reason)))
 
 
 async def _abort_group(works: list[_Work]) -> list[Any]:
@@ -783,7 +775,9 @@ async def _abort_group(works: list[_Work]) -> list[Any]:
 
 async def _abort(conn: Any, transfer_id: str, sent_amount: str | None, reason: str | None, actor: str,
                  now: datetime) -> Completion:
-    transfer = await _lock_transfer(conn, transfer_id)
+    transfer = (await _lock_transfers(conn, [transfer_id])).get(transfer_id)
+    if transfer is None:
+        raise DomainError(errors.NOT_FOUND, f"no prepared transfer {transfer_id}", ["transferId"])
     if transfer.state == ABORTED:
         return Completion(transfer)
     if transfer.state == COMMITTED:
