@@ -16,11 +16,14 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from app import database, metrics, settlement_models
+from app import settlement_models
 from app.auth import Authenticator
-from app.errors import DomainError
-from app.events import EventBus, bus_for
-from app.settings import Settings
+from app.core import metrics
+from app.core.errors import DomainError
+from app.core.settings import Settings
+from app.db import connection as database
+from app.events.bus import EventBus
+from app.events.codec import bus_for
 from graphql_schema.context import Context
 from graphql_schema.schema import schema
 

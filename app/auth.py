@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import jwt
 
-from app import errors
-from app.errors import DomainError
-from app.settings import Settings
+from app.core import errors
+from app.core.errors import DomainError
+from app.core.settings import Settings
 
 
 class Role(enum.StrEnum):

@@ -10,8 +10,10 @@ import random
 import sys
 from datetime import timedelta
 
-from app import clock, database, logs, settlement_models
-from app.settings import Settings
+from app import settlement_models
+from app.core import clock, logs
+from app.core.settings import Settings
+from app.db import connection as database
 
 log = logging.getLogger("settlegraph")
 
@@ -87,18 +89,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 async def _demo(settings: Settings, count: int) -> None:
     """Fill the database with a small, realistic day: two models, transfers, one closed batch."""
-    from app import recording
     from app.auth import Principal, Role
-    from app.batch_lifecycle import Action
-    from app.batches import BatchRef, change_status
+    from app.batches import recording
+    from app.batches.lifecycle import change_status
+    from app.batches.lookups import BatchRef
+    from app.batches.status import Action
+    from app.batches.transfers import TransferRequest
 
     await _migrate(settings)
     await database.init(settings.database_url)
     try:
         actor = Principal("demo", frozenset({Role.ADMIN}))
         if not await settlement_models.SettlementModel.filter(name="RTP").exists():
-            spec = settlement_models.validate_spec("RTP", 60, ["USD", "EUR"], ["transferType"], False)
-            await settlement_models.create_model(spec, actor)
+            await settlement_models.create_model(actor, "RTP", 60, ["USD", "EUR"], ["transferType"], False)
         rng = random.Random(7)
         participants = [f"dfsp-{i:02d}" for i in range(1, 9)]
         now = clock.now()
@@ -106,17 +109,17 @@ async def _demo(settings: Settings, count: int) -> None:
         for i in range(count):
             payer, payee = rng.sample(participants, 2)
             currency = rng.choice(["USD", "EUR"])
-            requests.append(recording.TransferRequest(
+            requests.append(TransferRequest(
                 transfer_id=f"demo-{now:%Y%m%d%H%M%S}-{i:05d}", payer_id=payer, payee_id=payee,
                 amount=f"{rng.randint(100, 500_000) / 100:.2f}", currency=currency,
                 committed_at=now - timedelta(seconds=rng.randint(0, 3600)),
                 settlement_model=rng.choice([None, "RTP"]),
                 attributes=[("transferType", rng.choice(["P2P", "MERCHANT"]))],
             ))
-        result = await recording.record_transfers(requests, actor.name)
+        result = await recording.record_transfers(requests, actor)
         first = next((o for o in result.outcomes if o.batch_id), None)
         if first is not None:
-            await change_status(BatchRef(transfer_id=first.transfer_id), Action.CLOSE, actor.name, "demo close")
+            await change_status(BatchRef(transfer_id=first.transfer_id), Action.CLOSE, actor, "demo close")
         print(f"demo: {result.count('RECORDED')} recorded, {result.count('DUPLICATE')} duplicates, "
               f"{result.count('REJECTED')} rejected, {len(result.created_batch_ids)} batches opened")
     finally:
@@ -132,7 +135,7 @@ async def _reconcile_grants(settings: Settings, grant_ids: list[str] | None) -> 
     issues also logged; exit 1 when any grant disagrees. Nothing is repaired."""
     import json
 
-    from app import grants
+    from app.grants import reconciliation as grants
 
     await database.init(settings.database_url)
     inconsistent = 0

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from tortoise.connection import get_connection
 
-from app import ledger
+from app.db.dialect import Sql, dialect_of
+from app.matrices import ledger
 from models.settlement import Participant
 
 
@@ -27,16 +28,16 @@ async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Pos
     if not known:
         return {}
     conn = get_connection("default")
-    marks, values = _in_clause(conn, known)
+    q = Sql(dialect_of(conn))
     # From the hourly rollup (batch_bucket_total), kept in step with every batch account in the same
     # transactions: a few rows per participant and hour instead of one per batch.
     rows = await conn.execute_query_dict(
         "SELECT participant_id, currency, "
         "SUM(CASE WHEN status <> 'SETTLED' THEN credit - debit ELSE 0 END) AS unsettled, "
         "SUM(CASE WHEN status = 'SETTLED' THEN credit - debit ELSE 0 END) AS settled "
-        f"FROM batch_bucket_total WHERE participant_id IN ({marks}) "
+        f"FROM batch_bucket_total WHERE participant_id IN ({q.in_list(known)}) "
         "GROUP BY participant_id, currency ORDER BY participant_id, currency",
-        values,
+        q.values,
     )
     balances = await ledger.settlement_balances(known)
     out: dict[str, list[Position]] = {pid: [] for pid in known}
@@ -47,9 +48,3 @@ async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Pos
     out.update(grouped)
     return out
 
-
-def _in_clause(conn: object, values: list[str]) -> tuple[str, list[str]]:
-    dialect = conn.capabilities.dialect  # type: ignore[attr-defined]
-    if dialect == "postgres":
-        return ", ".join(f"${i + 1}" for i in range(len(values))), values
-    return ", ".join("?" for _ in values), values

@@ -4,14 +4,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from app import clock, errors, money
+from app import audit
 from app.auth import Principal
-from app.batching import SECONDS_PER_DAY
-from app.errors import DomainError
+from app.batches.keys import SECONDS_PER_DAY
+from app.core import clock, errors, money
+from app.core.errors import DomainError
+from app.db.dialect import POSTGRES, dialect_of
 from models.settlement import SettlementModel, SettlementModelChange
 
 NAME = re.compile(r"^[A-Z0-9_-]{1,64}$")
@@ -69,15 +72,24 @@ def validate_spec(
     return ModelSpec(name, batch_interval_seconds, codes, keys, bool(is_default))
 
 
-async def create_model(spec: ModelSpec, actor: Principal) -> SettlementModel:
-    """Create a model; a new default takes the flag from the previous one in the same transaction."""
-    try:
-        return await _create(spec, actor)
-    except IntegrityError:
-        if await SettlementModel.filter(name=spec.name).exists():  # created meanwhile under the same name
-            raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists",
-                              ["name"]) from None
-        raise
+async def create_model(caller: Principal | None, name: str, batch_interval_seconds: int,
+                       currencies: Sequence[str] | None = None, segment_by: Sequence[str] | None = None,
+                       is_default: bool | None = None) -> SettlementModel:
+    """Create a model (audited); a new default takes the flag from the previous one in the same transaction."""
+    command = audit.Command(caller, "createSettlementModel", name)
+
+    async def work(conn: Any) -> SettlementModel:
+        checked = validate_spec(name, batch_interval_seconds, currencies, segment_by, is_default)
+        try:
+            async with in_transaction():  # a savepoint: a name taken meanwhile leaves the transaction usable
+                return await _create(conn, checked, command.actor)
+        except IntegrityError:
+            if await SettlementModel.filter(name=checked.name).exists():  # created meanwhile under that name
+                raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {checked.name} exists",
+                                  ["name"]) from None
+            raise
+
+    return await audit.run(command, work)
 
 
 # Transactions that make a model the default take this lock first (PostgreSQL; SQLite has one writer), so the
@@ -85,41 +97,42 @@ async def create_model(spec: ModelSpec, actor: Principal) -> SettlementModel:
 _DEFAULT_LOCK = "SELECT pg_advisory_xact_lock(726273657474)"
 
 
-async def _create(spec: ModelSpec, actor: Principal) -> SettlementModel:
+async def _create(conn: Any, spec: ModelSpec, actor: str) -> SettlementModel:
     now = clock.now()
-    async with in_transaction() as conn:
-        if spec.is_default and conn.capabilities.dialect == "postgres":
-            await conn.execute_query(_DEFAULT_LOCK)
-        if await SettlementModel.filter(name=spec.name).exists():
-            raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists", ["name"])
-        if spec.is_default:
-            previous_default = await SettlementModel.filter(is_default=True).first()
-            if previous_default is not None:
-                previous_default.is_default = False
-                previous_default.updated_at = now
-                await previous_default.save(update_fields=["is_default", "updated_at"])
-                await _log(previous_default, actor, "UNSET_DEFAULT", {"isDefault": False})
-        model = await SettlementModel.create(
-            name=spec.name,
-            batch_interval_seconds=spec.batch_interval_seconds,
-            currencies=spec.currencies,
-            segment_by=spec.segment_by,
-            is_active=True,
-            is_default=spec.is_default,
-            created_at=now,
-            updated_at=now,
-        )
-        await _log(model, actor, "CREATE", {
-            "batchIntervalSeconds": spec.batch_interval_seconds,
-            "currencies": spec.currencies,
-            "segmentBy": spec.segment_by,
-            "isDefault": spec.is_default,
-        })
+    if spec.is_default and dialect_of(conn) == POSTGRES:
+        await conn.execute_query(_DEFAULT_LOCK)
+    if await SettlementModel.filter(name=spec.name).exists():
+        raise DomainError(errors.DUPLICATE_NAME, f"a settlement model named {spec.name} exists", ["name"])
+    if spec.is_default:
+        previous_default = await SettlementModel.filter(is_default=True).first()
+        if previous_default is not None:
+            previous_default.is_default = False
+            previous_default.updated_at = now
+            await previous_default.save(update_fields=["is_default", "updated_at"])
+            await _log(previous_default, actor, "UNSET_DEFAULT", {"isDefault": False})
+    model = await SettlementModel.create(
+        name=spec.name,
+        batch_interval_seconds=spec.batch_interval_seconds,
+        currencies=spec.currencies,
+        segment_by=spec.segment_by,
+        is_active=True,
+        is_default=spec.is_default,
+        created_at=now,
+        updated_at=now,
+    )
+    await _log(model, actor, "CREATE", {
+        "batchIntervalSeconds": spec.batch_interval_seconds,
+        "currencies": spec.currencies,
+        "segmentBy": spec.segment_by,
+        "isDefault": spec.is_default,
+    })
     return model
 
 
-async def set_active(name: str, active: bool, actor: Principal) -> SettlementModel:
-    async with in_transaction():
+async def set_active(name: str, active: bool, caller: Principal | None) -> SettlementModel:
+    command = audit.Command(caller, "setSettlementModelActive", name)
+
+    async def work(conn: Any) -> SettlementModel:
         model = await SettlementModel.get_or_none(name=name)
         if model is None:
             raise DomainError(errors.NOT_FOUND, f"no settlement model named {name}", ["name"])
@@ -127,8 +140,10 @@ async def set_active(name: str, active: bool, actor: Principal) -> SettlementMod
             model.is_active = active
             model.updated_at = clock.now()
             await model.save(update_fields=["is_active", "updated_at"])
-            await _log(model, actor, "ACTIVATE" if active else "DEACTIVATE", {"isActive": active})
-    return model
+            await _log(model, command.actor, "ACTIVATE" if active else "DEACTIVATE", {"isActive": active})
+        return model
+
+    return await audit.run(command, work)
 
 
 async def ensure_default_model() -> None:
@@ -153,6 +168,5 @@ async def ensure_default_model() -> None:
         )
 
 
-async def _log(model: SettlementModel, actor: Principal, action: str, changes: dict[str, object]) -> None:
-    await SettlementModelChange.create(model=model, actor=actor.name, action=action, changes=changes,
-                                       at=clock.now())
+async def _log(model: SettlementModel, actor: str, action: str, changes: dict[str, object]) -> None:
+    await SettlementModelChange.create(model=model, actor=actor, action=action, changes=changes, at=clock.now())

@@ -7,8 +7,8 @@ measures:
 * batched: N transfers (default 200,000) over 20 participants, 2 currencies, both models, 1,000 a
   recordTransfers call, 4 concurrent clients; transfers/s sustained, per-call latency, peak server RSS;
   in the same run the baselines: the same rows filed by plain asyncpg with the same SQL (the statements of
-  app/batch_store.PostgresBatchStore over a raw asyncpg connection, no GraphQL, same concurrency), and the
-  whole recording core (app/recording.file_transfers over raw asyncpg: validation + the same SQL);
+  app/batches/store_postgres.PostgresBatchStore over a raw asyncpg connection, no GraphQL, same concurrency), and the
+  whole recording core (app/batches/recording.file_transfers over raw asyncpg: validation + the same SQL);
 * single: single-transfer recordTransfers calls from 32 concurrent clients, each on a kept-alive connection
   of its own (bench/harness.Connection, a minimal HTTP/1.1 client: ~0.1 ms of CPU a call here against ~1 ms
   for httpx, which `--http-client httpx` measures with); calls/s and p50/p95/p99;
@@ -62,8 +62,9 @@ from harness import (  # noqa: E402
     wait_ready,
 )
 
-from app import recording  # noqa: E402
-from app.batch_store import PostgresBatchStore  # noqa: E402
+from app.batches import recording, transfers  # noqa: E402
+from app.batches.store import MODELS_SQL  # noqa: E402
+from app.batches.store_postgres import PostgresBatchStore  # noqa: E402
 
 ADMIN_KEY, INGEST_KEY = "bench-admin", "bench-ingest"
 API_KEYS = f"{ADMIN_KEY}:ADMIN:bench-admin,{INGEST_KEY}:INGEST:bench-ingest"
@@ -113,8 +114,8 @@ def as_input(row: Row, transfer_id: str, sent: datetime) -> dict[str, Any]:
             "settlementModel": row.model}
 
 
-def as_request(row: Row, transfer_id: str, sent: datetime) -> recording.TransferRequest:
-    return recording.TransferRequest(transfer_id=transfer_id, payer_id=row.payer, payee_id=row.payee,
+def as_request(row: Row, transfer_id: str, sent: datetime) -> transfers.TransferRequest:
+    return transfers.TransferRequest(transfer_id=transfer_id, payer_id=row.payer, payee_id=row.payee,
                                      amount=row.amount, currency=row.currency,
                                      committed_at=sent - timedelta(seconds=row.lag), settlement_model=row.model)
 
@@ -283,8 +284,8 @@ async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients
     async def one_call(http: httpx.AsyncClient, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
-        transfers = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
-        check_payload(await gql(http, RECORD, {"transfers": transfers}, INGEST_KEY, keep_alive), len(chunk))
+        inputs = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
+        check_payload(await gql(http, RECORD, {"transfers": inputs}, INGEST_KEY, keep_alive), len(chunk))
         run.items += len(chunk)
 
     await drive(base_url, calls, clients, one_call, run)
@@ -314,13 +315,13 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
 
     core=False: the filing statements only (resolve/lock the OPEN batches, insert the transfers via unnest,
     upsert the batch accounts, the participants, the hourly rollup: PostgresBatchStore.latest_batches_locked,
-    create_batch, file_rows), rows validated and keyed by recording.prepare beforehand.
-    core=True: app.recording.file_transfers as the server runs it (model lookup, duplicate check, ...).
+    create_batch, file_rows), rows validated and keyed by transfers.prepare beforehand.
+    core=True: app.batches.recording.file_transfers as the server runs it (model lookup, duplicate check, ...).
     """
     run = Run("asyncpg, recording core" if core else "asyncpg, same SQL")
     calls = (len(rows) + per_call - 1) // per_call
     async with pool.acquire() as conn:
-        models = await recording.load_models(PostgresBatchStore(RawConnection(conn)))
+        models = transfers.model_infos(await PostgresBatchStore(RawConnection(conn)).rows(MODELS_SQL))
 
     async def one_call(_: None, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
@@ -341,10 +342,10 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
     return run
 
 
-async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[recording.TransferRequest],
-                              models: dict[str, recording.ModelInfo]) -> int:
+async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[transfers.TransferRequest],
+                              models: dict[str, transfers.ModelInfo]) -> int:
     now = datetime.now(UTC)
-    prepared = [recording.prepare(r, i, models, now) for i, r in enumerate(requests)]
+    prepared = [transfers.prepare(r, i, models, now) for i, r in enumerate(requests)]
     result = recording.RecordingResult([])
     targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
     for p in prepared:

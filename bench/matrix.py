@@ -3,7 +3,7 @@
 Creates a fresh database, starts `settlegraph serve` as a subprocess (four-eyes on), and for each size
 (default 10,000, 100,000 and 1,000,000 one-second batches x 10 participants) generates the batches and
 their accounts with set-based SQL (generate_series, not through the API; ~10% OPEN, 2% IN_DISPUTE, the
-rest CLOSED), rolls them up (app/matrix_totals.rebuild_bucket_totals, what recording maintains
+rest CLOSED), rolls them up (app/batches/store.rebuild_bucket_totals, what recording maintains
 incrementally), creates a DYNAMIC matrix over them through the API and measures:
 
 * read: `matrix(id) { participants settleable byStatus checksum }` in one GraphQL query over HTTP,
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness import create_database, drop_database, dsn, free_port, start_server, stop_server, wait_ready  # noqa: E402
 
-from app import matrix_totals  # noqa: E402
+from app.batches.store import BatchStore  # noqa: E402
 
 ADMIN_KEY, SETTLER_KEY = "bench-admin", "bench-settler"
 API_KEYS = f"{ADMIN_KEY}:ADMIN:bench-admin,{SETTLER_KEY}:SETTLER:bench-settler"
@@ -77,7 +77,7 @@ def load() -> str:
 
 
 class Conn:
-    """The two methods app/matrix_totals needs, over a raw asyncpg connection."""
+    """The two methods app/batches/store.BatchStore needs here, over a raw asyncpg connection."""
 
     capabilities = SimpleNamespace(dialect="postgres")
 
@@ -123,7 +123,7 @@ async def generate(conn: asyncpg.Connection, model_id: int, name: str, start: da
     )
     await conn.execute("INSERT INTO participant (id, created_at) SELECT 'dfsp-' || lpad(k::text, 2, '0'), now() "
                        f"FROM generate_series(0, {PARTICIPANTS - 1}) AS k ON CONFLICT DO NOTHING")
-    await matrix_totals.rebuild_bucket_totals(Conn(conn))
+    await BatchStore.on(Conn(conn)).rebuild_bucket_totals()
     await conn.execute("VACUUM ANALYZE batch")
     await conn.execute("VACUUM ANALYZE batch_account")
     await conn.execute("VACUUM ANALYZE batch_bucket_total")

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
+
+import strawberry
 
 from app.auth import Principal
-from app.batch_lifecycle import StatusChange
-from app.events import EventBus
-from app.settings import Settings
+from app.batches.recording import TransfersFiled
+from app.batches.status import StatusChange
+from app.core.settings import Settings
+from app.events.bus import EventBus
+from app.matrices.commands import MatrixChanged
 from graphql_schema.loaders import Loaders
 
 # A WebSocket connection keeps one context for its whole life; while a subscription resolves an event, its
@@ -39,13 +43,18 @@ class Context:
 
     # Publishing runs on the event loop's next turn, in call order: the caller's answer is not held up by it
     # (a settle of 86,400 batches publishes for a third of a second), and it still follows the commit.
-    def publish_status_changes(self, changes: Iterable[StatusChange]) -> None:
-        """Call only after the transaction that made the changes has committed."""
-        asyncio.get_running_loop().call_soon(self.bus.publish_status_changes, list(changes))
+    def published(self, changes: Sequence[StatusChange] = (), filed: Iterable[int] = (),
+                  matrix_id: int | None = None) -> None:
+        """Publish what a committed command changed: batch status changes, transfers filed into batches, a
+        command on a matrix. Call only after the transaction that made them has committed."""
+        events: list[Any] = list(changes)
+        totals = TransfersFiled.of(set(filed))
+        if totals is not None:
+            events.append(totals)
+        if matrix_id is not None:
+            events.append(MatrixChanged(matrix_id))
+        if events:
+            asyncio.get_running_loop().call_soon(self.bus.publish, events)
 
-    def publish_batch_totals(self, batch_ids: Iterable[int]) -> None:
-        asyncio.get_running_loop().call_soon(self.bus.publish_batch_totals, list(batch_ids))
 
-    def publish_matrix_changed(self, matrix_id: int) -> None:
-        """After a committed command that changed the matrix itself (status, STATIC batches)."""
-        asyncio.get_running_loop().call_soon(self.bus.publish_matrix_changed, matrix_id)
+Info: TypeAlias = strawberry.Info[Context, None]

@@ -1,30 +1,15 @@
-"""GraphQL enums shared across domains."""
+"""The domain's enums, defined once in app/ and exposed to GraphQL here (strawberry.enum registers the class
+itself, so app/ and the API layer share one definition)."""
 from __future__ import annotations
-
-import enum
 
 import strawberry
 
+from app.batches.recording import TransferOutcome
+from app.batches.status import BatchStatus
+from app.matrices.periods import TimeUnit
+from app.matrices.rules import MatrixStatus, MatrixType
 
-@strawberry.enum
-class BatchStatus(enum.Enum):
-    OPEN = "OPEN"
-    CLOSED = "CLOSED"
-    IN_DISPUTE = "IN_DISPUTE"
-    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"
-    SETTLED = "SETTLED"
+__all__ = ["BatchStatus", "MatrixStatus", "MatrixType", "TimeUnit", "TransferOutcome"]
 
-
-@strawberry.enum
-class TransferOutcome(enum.Enum):
-    RECORDED = "RECORDED"
-    DUPLICATE = "DUPLICATE"
-    REJECTED = "REJECTED"
-
-
-@strawberry.enum
-class TimeUnit(enum.Enum):
-    SECOND = "SECOND"
-    MINUTE = "MINUTE"
-    HOUR = "HOUR"
-    DAY = "DAY"
+for _enum in (BatchStatus, TransferOutcome, TimeUnit, MatrixType, MatrixStatus):
+    strawberry.enum(_enum)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import FieldExtension, SchemaExtension
+from strawberry.permission import BasePermission
 
-from app.errors import DomainError
+from app.core.errors import DomainError
 
 log = logging.getLogger("settlegraph.graphql")
 
@@ -24,6 +25,41 @@ class UserError:
     @classmethod
     def of(cls, error: DomainError) -> UserError:
         return cls(code=error.code, message=error.message, field=error.field)
+
+
+class UserErrors(FieldExtension):
+    """The one place where a refusal becomes an answer: a DomainError raised by a mutation's resolver (the domain
+    command it called refused, having changed nothing and audited the refusal) is returned as the payload's
+    `userErrors`, its field path placed under `under` (the argument that carried the input, e.g. "input").
+
+    A payload with required fields besides userErrors builds its refusal itself: `refused(error, arguments)`."""
+
+    def __init__(self, under: str | None = None) -> None:
+        super().__init__()
+        self.under = under
+
+    def apply(self, field: Any) -> None:
+        self.field = field
+
+    def resolve(self, next_: Callable[..., Any], source: Any, info: Any, **kwargs: Any) -> Any:
+        raise TypeError("mutations are resolved asynchronously")  # pragma: no cover
+
+    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any, info: Any, **kwargs: Any) -> Any:
+        try:
+            return await next_(source, info, **kwargs)
+        except DomainError as exc:
+            error = UserError.of(exc.at(self.under) if self.under else exc)
+            payload: Any = self.field.type  # resolved once the schema is built
+            if hasattr(payload, "refused"):
+                return payload.refused(error, kwargs)
+            return payload(user_errors=[error])
+
+
+def mutation(*, permission_classes: Sequence[type[BasePermission]], under: str | None = None,
+             description: str | None = None) -> Any:
+    """strawberry.mutation with its refusals answered as userErrors (UserErrors)."""
+    return strawberry.mutation(permission_classes=list(permission_classes), extensions=[UserErrors(under)],
+                               description=description)
 
 
 class MaskInternalErrors(SchemaExtension):

@@ -7,8 +7,9 @@ from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 
-from app import matrices
-from app.matrix_totals import MatrixTotals
+from app.grants.grants import GrantSpending, spent_of
+from app.matrices import membership, reports
+from app.matrices.totals import MatrixTotals
 from models.matrices import Settlement, SettlementMatrix
 from models.settlement import Batch, BatchAccount, BatchStatusChange, SettlementModel
 
@@ -43,12 +44,16 @@ async def _matrices(ids: Sequence[int]) -> list[SettlementMatrix | None]:
 
 
 async def _matrix_totals(rows: Sequence[SettlementMatrix]) -> list[MatrixTotals]:
-    return [await matrices.totals(row) for row in rows]  # one summing read per matrix
+    return [await reports.totals(row) for row in rows]  # one summing read per matrix
 
 
 async def _batch_matrices(batch_ids: Sequence[int]) -> list[list[SettlementMatrix]]:
-    found = await matrices.matrices_containing(batch_ids)
+    found = await membership.matrices_containing(batch_ids)
     return [found.get(i, []) for i in batch_ids]
+
+
+async def _grant_spent(grant_ids: Sequence[int]) -> list[GrantSpending | None]:
+    return await spent_of(grant_ids)
 
 
 async def _settlements(matrix_ids: Sequence[int]) -> list[Settlement | None]:
@@ -90,3 +95,8 @@ class Loaders:
     @cached_property
     def settlement(self) -> DataLoader[int, Settlement | None]:
         return DataLoader(_settlements)
+
+    @cached_property
+    def grant_spent(self) -> DataLoader[int, GrantSpending | None]:
+        """Grants by id with what each has spent now (SPEC §9): two reads for all the grants of a request."""
+        return DataLoader(_grant_spent)

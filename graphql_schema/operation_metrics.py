@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from app import metrics
+from app.core import metrics
 
 
 class OperationMetrics(SchemaExtension):

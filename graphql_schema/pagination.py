@@ -10,8 +10,8 @@ import strawberry
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
-from app import errors
-from app.errors import DomainError
+from app.core import errors
+from app.core.errors import DomainError
 
 MAX_PAGE = 500
 R = TypeVar("R", bound=Model)

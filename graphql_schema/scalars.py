@@ -6,7 +6,7 @@ from typing import Any, NewType
 
 import strawberry
 
-from app import money
+from app.core import money
 
 Amount = NewType("Amount", str)
 

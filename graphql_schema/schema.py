@@ -22,7 +22,8 @@ from graphql_schema.operation_metrics import OperationMetrics
 from graphql_schema.participants import schema as participants
 from graphql_schema.scalars import SCALAR_MAP
 from graphql_schema.settlement_models import schema as settlement_models
-from graphql_schema.subscriptions import SharedSubscriptions, Subscription
+from graphql_schema.shared_subscriptions import SharedSubscriptions
+from graphql_schema.subscriptions import Subscription
 from graphql_schema.transfers import schema as transfers
 
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query,

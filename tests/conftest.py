@@ -18,7 +18,7 @@ from tortoise import Tortoise
 
 from app import settlement_models
 from app.asgi import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 
 API_KEYS = {
     "admin": "k-admin:ADMIN:alice-admin",

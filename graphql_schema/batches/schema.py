@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.types import Info
 
-from app import batches as batch_queries
-from app.batch_lifecycle import Action
-from app.errors import DomainError
-from graphql_schema.audit import audited
-from graphql_schema.batches.types import (
-    Batch,
-    BatchConnection,
-    BatchFilter,
-    BatchPayload,
-    BatchRef,
-    batch_connection,
-)
-from graphql_schema.errors import UserError
+from app.batches import lifecycle, lookups
+from app.batches.status import Action
+from graphql_schema.batches.types import Batch, BatchConnection, BatchFilter, BatchPayload, BatchRef, batch_connection
+from graphql_schema.context import Info
+from graphql_schema.errors import mutation
 from graphql_schema.permissions import IsOperator, IsViewer
 from models.settlement import Batch as BatchRow
 
@@ -25,8 +16,8 @@ from models.settlement import Batch as BatchRow
 class Query:
     @strawberry.field(permission_classes=[IsViewer])
     async def batch(self, ref: BatchRef) -> Batch | None:
-        row = await batch_queries.find(ref.to_app())
-        return Batch(row=row) if row else None
+        row = await lookups.find(ref.to_app())
+        return Batch.of(row) if row else None
 
     @strawberry.field(permission_classes=[IsViewer])
     async def batches(
@@ -35,28 +26,22 @@ class Query:
         return await batch_connection(info, filter, first, after)
 
 
-async def _transition(info: Info, operation: str, ref: BatchRef, action: Action, reason: str | None) -> BatchPayload:
-    target = ref.id or ref.name or ref.transfer_id
-    async with audited(info, operation, target) as audit:
-        try:
-            batch_id, change = await batch_queries.change_status(ref.to_app(), action, info.context.actor, reason)
-        except DomainError as exc:
-            return audit.refused(BatchPayload(user_errors=[UserError.of(exc)]))
-        info.context.publish_status_changes([change])
-        row = await BatchRow.get(id=batch_id)
-        return BatchPayload(batch=Batch(row=row))
+async def _transition(info: Info, ref: BatchRef, action: Action, reason: str | None) -> BatchPayload:
+    batch_id, change = await lifecycle.change_status(ref.to_app(), action, info.context.principal, reason)
+    info.context.published([change])
+    return BatchPayload(batch=Batch.of(await BatchRow.get(id=batch_id)))
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(permission_classes=[IsOperator])
+    @mutation(permission_classes=[IsOperator])
     async def close_batch(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
-        return await _transition(info, "closeBatch", ref, Action.CLOSE, reason)
+        return await _transition(info, ref, Action.CLOSE, reason)
 
-    @strawberry.mutation(permission_classes=[IsOperator])
+    @mutation(permission_classes=[IsOperator])
     async def dispute_batch(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
-        return await _transition(info, "disputeBatch", ref, Action.DISPUTE, reason)
+        return await _transition(info, ref, Action.DISPUTE, reason)
 
-    @strawberry.mutation(permission_classes=[IsOperator])
+    @mutation(permission_classes=[IsOperator])
     async def resolve_batch_dispute(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
-        return await _transition(info, "resolveBatchDispute", ref, Action.RESOLVE, reason)
+        return await _transition(info, ref, Action.RESOLVE, reason)

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.types import Info
 from tortoise.queryset import QuerySet
 
-from app import batches as batch_queries
+from app.batches import lookups
+from app.batches.status import StatusChange
+from app.matrices import membership
 from graphql_schema.common import Attribute, attributes_of
+from graphql_schema.context import Info
 from graphql_schema.enums import BatchStatus
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, page_of
@@ -44,28 +46,28 @@ class BatchAccount:
 
 
 @strawberry.type
-class BatchStatusChange:
-    row: strawberry.Private[ChangeRow]
+class StatusChangeFields:
+    """What a batch status change says, as the batch's history keeps it and as subscribers receive it."""
 
-    @strawberry.field(name="from")
-    def from_(self) -> BatchStatus | None:
-        return BatchStatus(self.row.from_status) if self.row.from_status else None
+    from_: BatchStatus | None = strawberry.field(name="from")
+    to: BatchStatus
+    at: datetime
+    actor: str | None
+    reason: str | None
 
-    @strawberry.field
-    def to(self) -> BatchStatus:
-        return BatchStatus(self.row.to_status)
+    @staticmethod
+    def fields_of(change: StatusChange | ChangeRow) -> dict[str, Any]:
+        return {"from_": BatchStatus(change.from_status) if change.from_status else None,
+                "to": BatchStatus(change.to_status), "at": change.at, "actor": change.actor, "reason": change.reason}
 
-    @strawberry.field
-    def at(self) -> datetime:
-        return self.row.at
 
-    @strawberry.field
-    def actor(self) -> str | None:
-        return self.row.actor
+@strawberry.type
+class BatchStatusChange(StatusChangeFields):
+    matrix_id: strawberry.Private[int | None]
 
-    @strawberry.field
-    def reason(self) -> str | None:
-        return self.row.reason
+    @classmethod
+    def of(cls, change: StatusChange | ChangeRow) -> BatchStatusChange:
+        return cls(**cls.fields_of(change), matrix_id=change.matrix_id)
 
     @strawberry.field
     async def matrix(
@@ -73,66 +75,55 @@ class BatchStatusChange:
     ) -> Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")] | None:
         from graphql_schema.matrices.types import SettlementMatrix
 
-        if self.row.matrix_id is None:
+        if self.matrix_id is None:
             return None
-        row = await info.context.loaders.matrix.load(self.row.matrix_id)
-        return SettlementMatrix(row=row) if row else None
+        row = await info.context.loaders.matrix.load(self.matrix_id)
+        return SettlementMatrix.of(row) if row else None
+
+
+async def _batch_model(
+    root: Batch, info: Info
+) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
+    from graphql_schema.settlement_models.types import SettlementModel
+
+    row = await info.context.loaders.model.load(root.model_id)
+    assert row is not None
+    return SettlementModel.of(row)
 
 
 @strawberry.type
 class Batch:
-    row: strawberry.Private[BatchRow]
+    id: strawberry.ID
+    name: str
+    sequence: int
+    model: Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")] = strawberry.field(
+        resolver=_batch_model)
+    pk: strawberry.Private[int]
+    model_id: strawberry.Private[int]
+    owner_matrix_id: strawberry.Private[int | None]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
+    @classmethod
+    def of(cls, row: BatchRow) -> Batch:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, sequence=row.sequence, pk=row.id,
+                   model_id=row.model_id, owner_matrix_id=row.owner_matrix_id,  # type: ignore[attr-defined]
+                   currency=row.currency, segment=attributes_of(row.segment), window_start=row.window_start,
+                   window_end=row.window_end, status=BatchStatus(row.status))
 
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def sequence(self) -> int:
-        return self.row.sequence
-
-    @strawberry.field
-    async def model(
-        self, info: Info
-    ) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
-        from graphql_schema.settlement_models.types import SettlementModel
-
-        row = await info.context.loaders.model.load(self.row.model_id)  # type: ignore[attr-defined]
-        return SettlementModel(row=row)
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field
-    def segment(self) -> list[Attribute]:
-        return attributes_of(self.row.segment)
-
-    @strawberry.field
-    def window_start(self) -> datetime:
-        return self.row.window_start
-
-    @strawberry.field
-    def window_end(self) -> datetime:
-        return self.row.window_end
-
-    @strawberry.field
-    def status(self) -> BatchStatus:
-        return BatchStatus(self.row.status)
+    currency: str
+    segment: list[Attribute]
+    window_start: datetime
+    window_end: datetime
+    status: BatchStatus
 
     @strawberry.field
     async def transfer_count(self, info: Info) -> int:
         # Every transfer counts once for its payer's account and once for its payee's.
-        accounts = await info.context.loaders.accounts.load(self.row.id)
+        accounts = await info.context.loaders.accounts.load(self.pk)
         return sum(a.transfer_count for a in accounts) // 2
 
     @strawberry.field
     async def accounts(self, info: Info) -> list[BatchAccount]:
-        return [BatchAccount.of(a) for a in await info.context.loaders.accounts.load(self.row.id)]
+        return [BatchAccount.of(a) for a in await info.context.loaders.accounts.load(self.pk)]
 
     @strawberry.field(description="The matrix that locked (or settled) the batch.")
     async def owner_matrix(
@@ -140,10 +131,10 @@ class Batch:
     ) -> Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")] | None:
         from graphql_schema.matrices.types import SettlementMatrix
 
-        if self.row.owner_matrix_id is None:
+        if self.owner_matrix_id is None:
             return None
-        row = await info.context.loaders.matrix.load(self.row.owner_matrix_id)
-        return SettlementMatrix(row=row) if row else None
+        row = await info.context.loaders.matrix.load(self.owner_matrix_id)
+        return SettlementMatrix.of(row) if row else None
 
     @strawberry.field(description="Every matrix that holds the batch now.")
     async def matrices(
@@ -151,11 +142,11 @@ class Batch:
     ) -> list[Annotated[SettlementMatrix, strawberry.lazy("graphql_schema.matrices.types")]]:
         from graphql_schema.matrices.types import SettlementMatrix
 
-        return [SettlementMatrix(row=row) for row in await info.context.loaders.batch_matrices.load(self.row.id)]
+        return [SettlementMatrix.of(row) for row in await info.context.loaders.batch_matrices.load(self.pk)]
 
     @strawberry.field
     async def history(self, info: Info) -> list[BatchStatusChange]:
-        return [BatchStatusChange(row=c) for c in await info.context.loaders.history.load(self.row.id)]
+        return [BatchStatusChange.of(c) for c in await info.context.loaders.history.load(self.pk)]
 
     @strawberry.field
     async def transfers(
@@ -163,7 +154,7 @@ class Batch:
     ) -> Annotated[TransferConnection, strawberry.lazy("graphql_schema.transfers.types")]:
         from graphql_schema.transfers.types import transfer_connection
 
-        return await transfer_connection(self.row.id, first, after)
+        return await transfer_connection(self.pk, first, after)
 
 
 @strawberry.type
@@ -188,8 +179,8 @@ class BatchFilter:
     window_to: datetime | None = None
     in_any_matrix: bool | None = None
 
-    def to_app(self) -> batch_queries.BatchFilter:
-        return batch_queries.BatchFilter(
+    def to_app(self) -> lookups.BatchFilter:
+        return lookups.BatchFilter(
             model=self.model,
             currencies=self.currencies,
             statuses=[s.value for s in self.statuses] if self.statuses else None,
@@ -205,8 +196,8 @@ class BatchRef:
     name: str | None = None
     transfer_id: str | None = None
 
-    def to_app(self) -> batch_queries.BatchRef:
-        return batch_queries.BatchRef(id=self.id, name=self.name, transfer_id=self.transfer_id)
+    def to_app(self) -> lookups.BatchRef:
+        return lookups.BatchRef(id=self.id, name=self.name, transfer_id=self.transfer_id)
 
 
 @strawberry.type
@@ -221,16 +212,15 @@ async def batch_connection(
     first: int | None,
     after: str | None,
     model_id: int | None = None,
-    batch_ids: list[int] | None = None,
     query: QuerySet[BatchRow] | None = None,
 ) -> BatchConnection:
-    query = batch_queries.filtered(query if query is not None else BatchRow.all(), flt.to_app() if flt else None)
+    wanted = flt.to_app() if flt else None
+    query = lookups.filtered(query if query is not None else BatchRow.all(), wanted)
+    query = membership.in_any_matrix(query, wanted.in_any_matrix if wanted else None)
     if model_id is not None:
         query = query.filter(model_id=model_id)
-    if batch_ids is not None:
-        query = query.filter(id__in=batch_ids)
     page = await page_of(query, first, after)
     for row in page.rows:
         info.context.loaders.batch.prime(row.id, row)
-    return BatchConnection(edges=[BatchEdge(node=Batch(row=row), cursor=cursor) for row, cursor in page.cursors()],
+    return BatchConnection(edges=[BatchEdge(node=Batch.of(row), cursor=cursor) for row, cursor in page.cursors()],
                            page_info=page.page_info, total_count=page.total_count)

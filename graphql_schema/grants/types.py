@@ -1,18 +1,24 @@
-"""GraphQL types of payment grants and prepared transfers (SPEC §9)."""
+"""GraphQL types of payment grants and prepared transfers (SPEC §9).
+
+Plain fields are filled by each type's `of()`; resolvers only for relations and computed values. A field's place
+in the type is its place in the class (a resolver is declared as `name: T = strawberry.field(resolver=...)`), so
+the printed schema keeps its order.
+"""
 from __future__ import annotations
 
-import asyncio
 import enum
-from dataclasses import field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
-from app import grants
-from app.grants import GrantSpec, PrepareRequest, Spent
-from app.intervals import Period
+from app.grants.grants import GrantSpending
+from app.grants.intervals import IntervalPeriod
+from app.grants.reconciliation import Reconciliation
+from app.grants.reservations import PrepareRequest
+from app.grants.rules import DEBIT, RECEIVE, GrantRequest
 from graphql_schema.common import AttributeInput
+from graphql_schema.context import Info
 from graphql_schema.errors import UserError
 from graphql_schema.scalars import Amount, amount
 from models.grants import Grant as GrantRow
@@ -48,8 +54,15 @@ class GrantInterval:
     end: datetime
 
     @classmethod
-    def of(cls, period: Period | None) -> GrantInterval | None:
+    def of(cls, period: IntervalPeriod | None) -> GrantInterval | None:
         return cls(index=period.index, start=period.start, end=period.end) if period else None
+
+    @classmethod
+    def stored(cls, index: int | None, start: datetime | None, end: datetime | None) -> GrantInterval | None:
+        """A period as a row stores it (null columns without interval)."""
+        if index is None or start is None or end is None:
+            return None
+        return cls(index=index, start=start, end=end)
 
 
 @strawberry.enum
@@ -59,129 +72,111 @@ class PreparedTransferState(enum.Enum):
     ABORTED = "ABORTED"
 
 
+def _optional(minor: int | None, currency: str) -> Amount | None:
+    return amount(minor, currency) if minor is not None else None
+
+
 @strawberry.type(description="One append-only change of what a limited grant has spent.")
 class GrantSpentAmount:
-    row: strawberry.Private[SpentRow]
+    transfer_id: str
+    state: PreparedTransferState
+    interval: GrantInterval | None
+    transfer_debit_amount: Amount = strawberry.field(
+        description="What the transfer counts after this change (debit side).")
+    transfer_receive_amount: Amount = strawberry.field(
+        description="What the transfer counts after this change (receive side).")
+    interval_debit_amount: Amount | None = strawberry.field(
+        description="Sum of the transfer's interval after this change; null without interval.")
+    interval_receive_amount: Amount | None
+    total_debit_amount: Amount = strawberry.field(description="Sum over the grant's whole life after this change.")
+    total_receive_amount: Amount
+    currency: str
+    actor: str
+    recorded_at: datetime = strawberry.field(
+        description="When it was written; informative only, the order is the list's order.")
 
-    @strawberry.field
-    def transfer_id(self) -> str:
-        return self.row.transfer_id
+    @classmethod
+    def of(cls, row: SpentRow) -> GrantSpentAmount:
+        c = row.currency
+        return cls(
+            transfer_id=row.transfer_id, state=PreparedTransferState(row.state),
+            interval=GrantInterval.stored(row.interval_index, row.interval_start, row.interval_end),
+            transfer_debit_amount=amount(row.transfer_debit, c),
+            transfer_receive_amount=amount(row.transfer_receive, c),
+            interval_debit_amount=_optional(row.interval_debit, c),
+            interval_receive_amount=_optional(row.interval_receive, c),
+            total_debit_amount=amount(row.total_debit, c), total_receive_amount=amount(row.total_receive, c),
+            currency=c, actor=row.actor, recorded_at=row.recorded_at,
+        )
 
-    @strawberry.field
-    def state(self) -> PreparedTransferState:
-        return PreparedTransferState(self.row.state)
 
-    @strawberry.field
-    def interval(self) -> GrantInterval | None:
-        r = self.row
-        if r.interval_index is None or r.interval_start is None or r.interval_end is None:
-            return None
-        return GrantInterval(index=r.interval_index, start=r.interval_start, end=r.interval_end)
+# What a grant has spent: one DataLoader read for every grant of the request (graphql_schema/loaders.py).
+async def _spending(root: Grant, info: Info) -> GrantSpending:
+    found = await info.context.loaders.grant_spent.load(root.pk)
+    assert found is not None
+    return found
 
-    @strawberry.field(description="What the transfer counts after this change (debit side).")
-    def transfer_debit_amount(self) -> Amount:
-        return amount(self.row.transfer_debit, self.row.currency)
 
-    @strawberry.field(description="What the transfer counts after this change (receive side).")
-    def transfer_receive_amount(self) -> Amount:
-        return amount(self.row.transfer_receive, self.row.currency)
+async def _spent_debit(root: Grant, info: Info) -> Money | None:
+    spent = (await _spending(root, info)).spent
+    return Money.of(spent.debit, spent.currency)
 
-    @strawberry.field(description="Sum of the transfer's interval after this change; null without interval.")
-    def interval_debit_amount(self) -> Amount | None:
-        r = self.row
-        return amount(r.interval_debit, r.currency) if r.interval_debit is not None else None
 
-    @strawberry.field
-    def interval_receive_amount(self) -> Amount | None:
-        r = self.row
-        return amount(r.interval_receive, r.currency) if r.interval_receive is not None else None
+async def _spent_receive(root: Grant, info: Info) -> Money | None:
+    spent = (await _spending(root, info)).spent
+    return Money.of(spent.receive, spent.currency)
 
-    @strawberry.field(description="Sum over the grant's whole life after this change.")
-    def total_debit_amount(self) -> Amount:
-        return amount(self.row.total_debit, self.row.currency)
 
-    @strawberry.field
-    def total_receive_amount(self) -> Amount:
-        return amount(self.row.total_receive, self.row.currency)
+async def _current_interval(root: Grant, info: Info) -> GrantInterval | None:
+    return GrantInterval.of((await _spending(root, info)).spent.period)
 
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
 
-    @strawberry.field
-    def actor(self) -> str:
-        return self.row.actor
+async def _total_debit(root: Grant, info: Info) -> Money | None:
+    spent = (await _spending(root, info)).spent
+    return Money.of(spent.total_debit, spent.currency)
 
-    @strawberry.field(description="When it was written; informative only, the order is the list's order.")
-    def recorded_at(self) -> datetime:
-        return self.row.recorded_at
+
+async def _total_receive(root: Grant, info: Info) -> Money | None:
+    spent = (await _spending(root, info)).spent
+    return Money.of(spent.total_receive, spent.currency)
+
+
+async def _spent_amounts(root: Grant, last: int = 100) -> list[GrantSpentAmount]:
+    size = max(0, min(last, 1000))
+    rows = await SpentRow.filter(grant_id=root.pk).order_by("-id").limit(size)
+    return [GrantSpentAmount.of(r) for r in reversed(rows)]
+
+
+_SPENT_NOW = "Spent in the current interval (or overall without one); null if not limited."
+_SPENT_EVER = "Spent over the grant's whole life, all intervals; null if not limited."
 
 
 @strawberry.type
 class Grant:
-    row: strawberry.Private[GrantRow]
-    cache: strawberry.Private[dict[str, Any]] = field(default_factory=dict)
+    pk: strawberry.Private[int]
+    id: strawberry.ID
+    payer_id: str
+    payee_id: str | None
+    debit_amount: Money | None
+    receive_amount: Money | None
+    interval: str | None
+    spent_debit_amount: Money | None = strawberry.field(resolver=_spent_debit, description=_SPENT_NOW)
+    spent_receive_amount: Money | None = strawberry.field(resolver=_spent_receive, description=_SPENT_NOW)
+    current_interval: GrantInterval | None = strawberry.field(
+        resolver=_current_interval,
+        description="The interval period containing now; null without interval or outside it.")
+    total_spent_debit_amount: Money | None = strawberry.field(resolver=_total_debit, description=_SPENT_EVER)
+    total_spent_receive_amount: Money | None = strawberry.field(resolver=_total_receive, description=_SPENT_EVER)
+    spent_amounts: list[GrantSpentAmount] = strawberry.field(
+        resolver=_spent_amounts,
+        description="The append-only spent-amount records, oldest first (at most `last`, newest).")
 
-    async def _spent(self) -> Spent:
-        # Both spent fields resolve concurrently: share one computation.
-        if "spent" not in self.cache:
-            self.cache["spent"] = asyncio.ensure_future(grants.spent(self.row))
-        result: Spent = await self.cache["spent"]
-        return result
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
-
-    @strawberry.field
-    def payer_id(self) -> str:
-        return self.row.payer_id
-
-    @strawberry.field
-    def payee_id(self) -> str | None:
-        return self.row.payee_id
-
-    @strawberry.field
-    def debit_amount(self) -> Money | None:
-        return Money.of(self.row.limit_amount, self.row.currency) if self.row.limit_kind == grants.DEBIT else None
-
-    @strawberry.field
-    def receive_amount(self) -> Money | None:
-        return Money.of(self.row.limit_amount, self.row.currency) if self.row.limit_kind == grants.RECEIVE else None
-
-    @strawberry.field
-    def interval(self) -> str | None:
-        return self.row.interval
-
-    @strawberry.field(description="Spent in the current interval (or overall without one); null if not limited.")
-    async def spent_debit_amount(self) -> Money | None:
-        spent = await self._spent()
-        return Money.of(spent.debit, spent.currency)
-
-    @strawberry.field(description="Spent in the current interval (or overall without one); null if not limited.")
-    async def spent_receive_amount(self) -> Money | None:
-        spent = await self._spent()
-        return Money.of(spent.receive, spent.currency)
-
-    @strawberry.field(description="The interval period containing now; null without interval or outside it.")
-    async def current_interval(self) -> GrantInterval | None:
-        return GrantInterval.of((await self._spent()).period)
-
-    @strawberry.field(description="Spent over the grant's whole life, all intervals; null if not limited.")
-    async def total_spent_debit_amount(self) -> Money | None:
-        spent = await self._spent()
-        return Money.of(spent.total_debit, spent.currency)
-
-    @strawberry.field(description="Spent over the grant's whole life, all intervals; null if not limited.")
-    async def total_spent_receive_amount(self) -> Money | None:
-        spent = await self._spent()
-        return Money.of(spent.total_receive, spent.currency)
-
-    @strawberry.field(description="The append-only spent-amount records, oldest first (at most `last`, newest).")
-    async def spent_amounts(self, last: int = 100) -> list[GrantSpentAmount]:
-        size = max(0, min(last, 1000))
-        rows = await SpentRow.filter(grant_id=self.row.id).order_by("-id").limit(size)
-        return [GrantSpentAmount(row=r) for r in reversed(rows)]
+    @classmethod
+    def of(cls, row: GrantRow) -> Grant:
+        limit = Money.of(row.limit_amount, row.currency)
+        return cls(pk=row.id, id=strawberry.ID(str(row.id)), payer_id=row.payer_id, payee_id=row.payee_id,
+                   debit_amount=limit if row.limit_kind == DEBIT else None,
+                   receive_amount=limit if row.limit_kind == RECEIVE else None, interval=row.interval)
 
 
 @strawberry.input
@@ -192,8 +187,8 @@ class GrantInput:
     receive_amount: MoneyInput | None = None
     interval: str | None = None
 
-    def to_app(self) -> GrantSpec:
-        return grants.validate_grant(
+    def to_app(self) -> GrantRequest:
+        return GrantRequest(
             self.payer_id, self.payee_id,
             (self.debit_amount.value, self.debit_amount.currency) if self.debit_amount else None,
             (self.receive_amount.value, self.receive_amount.currency) if self.receive_amount else None,
@@ -230,80 +225,56 @@ class PrepareTransferInput:
         )
 
 
+async def _grant_of(root: PreparedTransfer, info: Info) -> Grant | None:
+    if root.grant_pk is None:
+        return None
+    found = await info.context.loaders.grant_spent.load(root.grant_pk)
+    return Grant.of(found.grant) if found else None
+
+
+async def _transfer_of(
+    root: PreparedTransfer,
+) -> Annotated[Transfer, strawberry.lazy("graphql_schema.transfers.types")] | None:
+    from graphql_schema.transfers.types import Transfer
+    from models.settlement import Transfer as TransferRow
+
+    if root.state != PreparedTransferState.COMMITTED:
+        return None
+    row = await TransferRow.get_or_none(transfer_id=root.transfer_id)
+    return Transfer.of(row) if row else None
+
+
 @strawberry.type
 class PreparedTransfer:
-    row: strawberry.Private[PreparedRow]
+    grant_pk: strawberry.Private[int | None]
+    transfer_id: str
+    state: PreparedTransferState
+    grant: Grant | None = strawberry.field(resolver=_grant_of)
+    transfer: Annotated[Transfer, strawberry.lazy("graphql_schema.transfers.types")] | None = strawberry.field(
+        resolver=_transfer_of, description="The settlement transfer, once committed.")
+    payer_id: str
+    payee_id: str
+    currency: str
+    amount: Amount = strawberry.field(description="The debit amount reserved.")
+    receive_amount: Amount = strawberry.field(description="The receive amount reserved.")
+    delivered_amount: Amount | None
+    sent_amount: Amount | None
+    prepared_at: datetime
+    committed_at: datetime | None
+    interval: GrantInterval | None = strawberry.field(
+        description="The grant interval period the transfer was prepared in; its spending stays there.")
 
-    @strawberry.field
-    def transfer_id(self) -> str:
-        return self.row.transfer_id
-
-    @strawberry.field
-    def state(self) -> PreparedTransferState:
-        return PreparedTransferState(self.row.state)
-
-    @strawberry.field
-    async def grant(self) -> Grant | None:
-        grant_id = self.row.grant_id  # type: ignore[attr-defined]
-        if grant_id is None:
-            return None
-        row = await GrantRow.get_or_none(id=grant_id)
-        return Grant(row=row) if row else None
-
-    @strawberry.field(description="The settlement transfer, once committed.")
-    async def transfer(self) -> Annotated[Transfer, strawberry.lazy("graphql_schema.transfers.types")] | None:
-        from graphql_schema.transfers.types import Transfer
-        from models.settlement import Transfer as TransferRow
-
-        if self.row.state != grants.COMMITTED:
-            return None
-        row = await TransferRow.get_or_none(transfer_id=self.row.transfer_id)
-        return Transfer(row=row) if row else None
-
-    @strawberry.field
-    def payer_id(self) -> str:
-        return self.row.payer_id
-
-    @strawberry.field
-    def payee_id(self) -> str:
-        return self.row.payee_id
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field(description="The debit amount reserved.")
-    def amount(self) -> Amount:
-        return amount(self.row.amount, self.row.currency)
-
-    @strawberry.field(description="The receive amount reserved.")
-    def receive_amount(self) -> Amount:
-        return amount(self.row.receive_amount, self.row.currency)
-
-    @strawberry.field
-    def delivered_amount(self) -> Amount | None:
-        value = self.row.delivered_amount
-        return amount(value, self.row.currency) if value is not None else None
-
-    @strawberry.field
-    def sent_amount(self) -> Amount | None:
-        value = self.row.sent_amount
-        return amount(value, self.row.currency) if value is not None else None
-
-    @strawberry.field
-    def prepared_at(self) -> datetime:
-        return self.row.prepared_at
-
-    @strawberry.field
-    def committed_at(self) -> datetime | None:
-        return self.row.committed_at
-
-    @strawberry.field(description="The grant interval period the transfer was prepared in; its spending stays there.")
-    def interval(self) -> GrantInterval | None:
-        r = self.row
-        if r.interval_index is None or r.interval_start is None or r.interval_end is None:
-            return None
-        return GrantInterval(index=r.interval_index, start=r.interval_start, end=r.interval_end)
+    @classmethod
+    def of(cls, row: PreparedRow) -> PreparedTransfer:
+        c = row.currency
+        return cls(
+            grant_pk=row.grant_id, transfer_id=row.transfer_id,  # type: ignore[attr-defined]
+            state=PreparedTransferState(row.state), payer_id=row.payer_id, payee_id=row.payee_id, currency=c,
+            amount=amount(row.amount, c), receive_amount=amount(row.receive_amount, c),
+            delivered_amount=_optional(row.delivered_amount, c), sent_amount=_optional(row.sent_amount, c),
+            prepared_at=row.prepared_at, committed_at=row.committed_at,
+            interval=GrantInterval.stored(row.interval_index, row.interval_start, row.interval_end),
+        )
 
 
 @strawberry.type
@@ -332,7 +303,7 @@ class GrantReconciliation:
     issues: list[GrantReconciliationIssue]
 
     @classmethod
-    def of(cls, report: grants.Reconciliation) -> GrantReconciliation:
+    def of(cls, report: Reconciliation) -> GrantReconciliation:
         def wire(value: int | None) -> Amount | None:
             if value is None or report.currency is None:
                 return None

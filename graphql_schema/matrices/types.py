@@ -1,18 +1,19 @@
 """GraphQL types of settlement matrices and settlement reports (SPEC §6, §7)."""
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
-from strawberry.types import Info
 
-from app import matrices
-from app import matrix_totals as mt
-from app.batch_lifecycle import Skipped
+from app.batches.rollup import AccountTotal
+from app.batches.status import Skipped
+from app.matrices import membership, reports
+from app.matrices.rules import CriteriaInput, split_set
+from app.matrices.totals import MatrixTotals
 from graphql_schema.common import Attribute, AttributeInput, attributes_of
-from graphql_schema.enums import BatchStatus, TimeUnit
+from graphql_schema.context import Info
+from graphql_schema.enums import BatchStatus, MatrixStatus, MatrixType, TimeUnit
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo
 from graphql_schema.scalars import Amount, amount
@@ -22,19 +23,6 @@ from models.matrices import SettlementMatrix as MatrixRow
 if TYPE_CHECKING:
     from graphql_schema.batches.types import Batch, BatchConnection
     from graphql_schema.settlement_models.types import PeriodInput, SettlementModel
-
-
-@strawberry.enum
-class MatrixType(enum.Enum):
-    DYNAMIC = "DYNAMIC"
-    STATIC = "STATIC"
-
-
-@strawberry.enum
-class MatrixStatus(enum.Enum):
-    OPEN = "OPEN"
-    AWAITING_SETTLEMENT = "AWAITING_SETTLEMENT"
-    SETTLED = "SETTLED"
 
 
 @strawberry.type
@@ -53,7 +41,7 @@ class ParticipantTotal:
     net: Amount
 
     @classmethod
-    def of(cls, total: mt.AccountTotal) -> ParticipantTotal:
+    def of(cls, total: AccountTotal) -> ParticipantTotal:
         return cls(participant_id=total.participant_id, currency=total.currency,
                    debit=amount(total.debit, total.currency), credit=amount(total.credit, total.currency),
                    net=amount(total.net, total.currency))
@@ -76,150 +64,149 @@ class CurrencyTotal:
     credit: Amount
 
 
+async def _criteria_model(
+    root: MatrixCriteria, info: Info
+) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
+    from graphql_schema.settlement_models.types import SettlementModel
+
+    row = await info.context.loaders.model.load(root.model_id)
+    assert row is not None
+    return SettlementModel.of(row)
+
+
 @strawberry.type
 class MatrixCriteria:
-    row: strawberry.Private[MatrixRow]
+    model_id: strawberry.Private[int]
+    model: Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")] = strawberry.field(
+        resolver=_criteria_model)
 
-    @strawberry.field
-    async def model(
-        self, info: Info
-    ) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
-        from graphql_schema.settlement_models.types import SettlementModel
+    @classmethod
+    def of(cls, row: MatrixRow) -> MatrixCriteria:
+        period = None
+        if row.period_unit is not None and row.period_start is not None and row.period_end is not None:
+            period = Period(unit=TimeUnit(row.period_unit), start=row.period_start, end=row.period_end)
+        return cls(model_id=row.model_id, period=period, currencies=split_set(row.currencies),  # type: ignore[attr-defined]
+                   segment=attributes_of(row.segment),
+                   batch_statuses=[BatchStatus(s) for s in split_set(row.batch_statuses)])
 
-        row = await info.context.loaders.model.load(self.row.model_id)  # type: ignore[attr-defined]
-        return SettlementModel(row=row)
+    period: Period | None
+    currencies: list[str]
+    segment: list[Attribute]
+    batch_statuses: list[BatchStatus]
 
-    @strawberry.field
-    def period(self) -> Period | None:
-        if self.row.period_unit is None or self.row.period_start is None or self.row.period_end is None:
-            return None
-        return Period(unit=TimeUnit(self.row.period_unit), start=self.row.period_start, end=self.row.period_end)
 
-    @strawberry.field
-    def currencies(self) -> list[str]:
-        return mt.split_set(self.row.currencies)
+# The live totals of a matrix: one read per matrix and request (a DataLoader keyed by id, status and version),
+# whichever of these fields are asked for.
+async def _totals(root: SettlementMatrix, info: Info) -> MatrixTotals:
+    return await info.context.loaders.matrix_totals.load(root.row)
 
-    @strawberry.field
-    def segment(self) -> list[Attribute]:
-        return attributes_of(self.row.segment)
 
-    @strawberry.field
-    def batch_statuses(self) -> list[BatchStatus]:
-        return [BatchStatus(s) for s in mt.split_set(self.row.batch_statuses)]
+async def _batch_count(root: SettlementMatrix, info: Info) -> int:
+    return (await _totals(root, info)).batch_count
+
+
+async def _batches(
+    root: SettlementMatrix, info: Info, first: int | None = 50, after: str | None = None,
+    statuses: list[BatchStatus] | None = None,
+) -> Annotated[BatchConnection, strawberry.lazy("graphql_schema.batches.types")]:
+    from graphql_schema.batches.types import BatchFilter, batch_connection
+
+    flt = BatchFilter(statuses=statuses) if statuses else None
+    return await batch_connection(info, flt, first, after, query=membership.member_query(root.row))
+
+
+async def _participants(root: SettlementMatrix, info: Info) -> list[ParticipantTotal]:
+    return [ParticipantTotal.of(t) for t in (await _totals(root, info)).participants]
+
+
+async def _settleable(root: SettlementMatrix, info: Info) -> list[ParticipantTotal]:
+    return [ParticipantTotal.of(t) for t in (await _totals(root, info)).settleable]
+
+
+async def _by_status(root: SettlementMatrix, info: Info) -> list[StatusTotal]:
+    return [StatusTotal(status=BatchStatus(t.status), currency=t.currency, batch_count=t.batch_count,
+                        debit=amount(t.debit, t.currency), credit=amount(t.credit, t.currency))
+            for t in (await _totals(root, info)).by_status]
+
+
+async def _by_currency(root: SettlementMatrix, info: Info) -> list[CurrencyTotal]:
+    return [CurrencyTotal(currency=t.currency, batch_count=t.batch_count, debit=amount(t.debit, t.currency),
+                          credit=amount(t.credit, t.currency))
+            for t in (await _totals(root, info)).by_currency]
+
+
+async def _checksum(root: SettlementMatrix, info: Info) -> str:
+    return (await _totals(root, info)).checksum
 
 
 @strawberry.type
 class SettlementMatrix:
-    row: strawberry.Private[MatrixRow]
+    row: strawberry.Private[MatrixRow]  # the live totals are read from it
+    id: strawberry.ID
+    type: MatrixType
+    status: MatrixStatus
+    criteria: MatrixCriteria | None
+    created_at: datetime
+    batch_count: int = strawberry.field(resolver=_batch_count)
+    batches: Annotated[BatchConnection, strawberry.lazy("graphql_schema.batches.types")] = strawberry.field(
+        resolver=_batches)
+    participants: list[ParticipantTotal] = strawberry.field(
+        resolver=_participants, description="Per participant and currency, over all batches of the matrix (live).")
+    settleable: list[ParticipantTotal] = strawberry.field(
+        resolver=_settleable,
+        description="Per participant and currency, over the batches a settlement would settle now.")
+    by_status: list[StatusTotal] = strawberry.field(resolver=_by_status)
+    by_currency: list[CurrencyTotal] = strawberry.field(resolver=_by_currency)
+    checksum: str = strawberry.field(resolver=_checksum,
+                                     description="Digest of the settleable content; pass it as expectedChecksum.")
+    requested_by: str | None
 
-    async def _totals(self, info: Info) -> mt.MatrixTotals:
-        # One read of the live totals per matrix and request, whichever total fields are asked for.
-        return await info.context.loaders.matrix_totals.load(self.row)
-
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
-
-    @strawberry.field
-    def type(self) -> MatrixType:
-        return MatrixType(self.row.type)
-
-    @strawberry.field
-    def status(self) -> MatrixStatus:
-        return MatrixStatus(self.row.status)
-
-    @strawberry.field
-    def criteria(self) -> MatrixCriteria | None:
-        return MatrixCriteria(row=self.row) if self.row.type == matrices.MatrixType.DYNAMIC else None
-
-    @strawberry.field
-    def created_at(self) -> datetime:
-        return self.row.created_at
-
-    @strawberry.field
-    async def batch_count(self, info: Info) -> int:
-        return (await self._totals(info)).batch_count
-
-    @strawberry.field
-    async def batches(
-        self, info: Info, first: int | None = 50, after: str | None = None, statuses: list[BatchStatus] | None = None
-    ) -> Annotated[BatchConnection, strawberry.lazy("graphql_schema.batches.types")]:
-        from graphql_schema.batches.types import BatchFilter, batch_connection
-
-        flt = BatchFilter(statuses=statuses) if statuses else None
-        return await batch_connection(info, flt, first, after, query=matrices.member_query(self.row))
-
-    @strawberry.field(description="Per participant and currency, over all batches of the matrix (live).")
-    async def participants(self, info: Info) -> list[ParticipantTotal]:
-        return [ParticipantTotal.of(t) for t in (await self._totals(info)).participants]
-
-    @strawberry.field(description="Per participant and currency, over the batches a settlement would settle now.")
-    async def settleable(self, info: Info) -> list[ParticipantTotal]:
-        return [ParticipantTotal.of(t) for t in (await self._totals(info)).settleable]
-
-    @strawberry.field
-    async def by_status(self, info: Info) -> list[StatusTotal]:
-        return [StatusTotal(status=BatchStatus(t.status), currency=t.currency, batch_count=t.batch_count,
-                            debit=amount(t.debit, t.currency), credit=amount(t.credit, t.currency))
-                for t in (await self._totals(info)).by_status]
-
-    @strawberry.field
-    async def by_currency(self, info: Info) -> list[CurrencyTotal]:
-        return [CurrencyTotal(currency=t.currency, batch_count=t.batch_count, debit=amount(t.debit, t.currency),
-                              credit=amount(t.credit, t.currency))
-                for t in (await self._totals(info)).by_currency]
-
-    @strawberry.field(description="Digest of the settleable content; pass it as expectedChecksum.")
-    async def checksum(self, info: Info) -> str:
-        return (await self._totals(info)).checksum
-
-    @strawberry.field
-    def requested_by(self) -> str | None:
-        return self.row.requested_by
+    @classmethod
+    def of(cls, row: MatrixRow) -> SettlementMatrix:
+        return cls(row=row, id=strawberry.ID(str(row.id)), type=MatrixType(row.type), status=MatrixStatus(row.status),
+                   criteria=MatrixCriteria.of(row) if row.type == MatrixType.DYNAMIC else None,
+                   created_at=row.created_at, requested_by=row.requested_by)
 
     @strawberry.field
     async def settlement(self, info: Info) -> SettlementReport | None:
         row = await info.context.loaders.settlement.load(self.row.id)
-        return SettlementReport(row=row) if row else None
+        return SettlementReport.of(row) if row else None
+
+
+async def _report_matrix(root: SettlementReport, info: Info) -> SettlementMatrix:
+    row = await info.context.loaders.matrix.load(root.matrix_id)
+    assert row is not None
+    return SettlementMatrix.of(row)
 
 
 @strawberry.type
 class SettlementReport:
-    row: strawberry.Private[SettlementRow]
+    id: strawberry.ID
+    pk: strawberry.Private[int]
+    matrix_id: strawberry.Private[int]
+    matrix: SettlementMatrix = strawberry.field(resolver=_report_matrix)
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
+    @classmethod
+    def of(cls, row: SettlementRow) -> SettlementReport:
+        return cls(id=strawberry.ID(str(row.id)), pk=row.id, matrix_id=row.matrix_id,  # type: ignore[attr-defined]
+                   settled_at=row.settled_at, requested_by=row.requested_by, settled_by=row.settled_by)
 
-    @strawberry.field
-    async def matrix(self, info: Info) -> SettlementMatrix:
-        row = await info.context.loaders.matrix.load(self.row.matrix_id)  # type: ignore[attr-defined]
-        return SettlementMatrix(row=row)
-
-    @strawberry.field
-    def settled_at(self) -> datetime:
-        return self.row.settled_at
-
-    @strawberry.field
-    def requested_by(self) -> str | None:
-        return self.row.requested_by
-
-    @strawberry.field
-    def settled_by(self) -> str:
-        return self.row.settled_by
+    settled_at: datetime
+    requested_by: str | None
+    settled_by: str
 
     @strawberry.field
     async def participants(self) -> list[ParticipantTotal]:
-        return [ParticipantTotal.of(t) for t in await matrices.settlement_totals(self.row.id)]
+        return [ParticipantTotal.of(t) for t in await reports.settlement_totals(self.pk)]
 
     @strawberry.field
     async def batches(self, info: Info) -> list[Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")]]:
         from graphql_schema.batches.types import Batch
 
-        rows = await matrices.settled_batches(self.row.matrix_id)  # type: ignore[attr-defined]
+        rows = await reports.settled_batches(self.matrix_id)
         for row in rows:
             info.context.loaders.batch.prime(row.id, row)
-        return [Batch(row=row) for row in rows]
+        return [Batch.of(row) for row in rows]
 
 
 @strawberry.type
@@ -244,7 +231,9 @@ class SkippedBatch:
     async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")]:
         from graphql_schema.batches.types import Batch
 
-        return Batch(row=await info.context.loaders.batch.load(self.batch_id))
+        row = await info.context.loaders.batch.load(self.batch_id)
+        assert row is not None
+        return Batch.of(row)
 
     @classmethod
     def of(cls, skipped: Skipped) -> SkippedBatch:
@@ -273,8 +262,8 @@ class MatrixInput:
     segment: list[AttributeInput] | None = None
     batch_statuses: list[BatchStatus] | None = None
 
-    def to_app(self) -> matrices.CriteriaInput:
-        return matrices.CriteriaInput(
+    def to_app(self) -> CriteriaInput:
+        return CriteriaInput(
             model=self.model, unit=self.period.unit.value, start=self.period.start, end=self.period.end,
             currencies=self.currencies, segment=[(a.key, a.value) for a in self.segment or []],
             batch_statuses=[s.value for s in self.batch_statuses or []],

@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry.scalars import JSON
-from strawberry.types import Info
 from tortoise.functions import Count
 
-from app import periods
-from app.batching import SEGMENT_SEPARATOR
+from app.batches.keys import SEGMENT_SEPARATOR
+from app.matrices import periods
 from graphql_schema.common import Attribute
+from graphql_schema.context import Info
 from graphql_schema.enums import TimeUnit
 from graphql_schema.errors import UserError
 from models.settlement import Batch as BatchRow
@@ -38,60 +38,36 @@ class Segment:
 
 @strawberry.type
 class SettlementModelChange:
-    row: strawberry.Private[ChangeRow]
+    action: str
+    actor: str
+    at: datetime
+    changes: JSON = strawberry.field(description="The changed fields and their new values, as JSON.")
 
-    @strawberry.field
-    def action(self) -> str:
-        return self.row.action
-
-    @strawberry.field
-    def actor(self) -> str:
-        return self.row.actor
-
-    @strawberry.field
-    def at(self) -> datetime:
-        return self.row.at
-
-    @strawberry.field(description="The changed fields and their new values, as JSON.")
-    def changes(self) -> JSON:
-        return JSON(self.row.changes)
+    @classmethod
+    def of(cls, row: ChangeRow) -> SettlementModelChange:
+        return cls(action=row.action, actor=row.actor, at=row.at, changes=JSON(row.changes))
 
 
 @strawberry.type
 class SettlementModel:
-    row: strawberry.Private[ModelRow]
+    id: strawberry.ID
+    name: str
+    batch_interval_seconds: int
+    currencies: list[str]
+    segment_by: list[str]
+    is_active: bool
+    is_default: bool
+    pk: strawberry.Private[int]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.row.id))
-
-    @strawberry.field
-    def name(self) -> str:
-        return self.row.name
-
-    @strawberry.field
-    def batch_interval_seconds(self) -> int:
-        return self.row.batch_interval_seconds
-
-    @strawberry.field
-    def currencies(self) -> list[str]:
-        return list(self.row.currencies or [])
-
-    @strawberry.field
-    def segment_by(self) -> list[str]:
-        return list(self.row.segment_by or [])
-
-    @strawberry.field
-    def is_active(self) -> bool:
-        return self.row.is_active
-
-    @strawberry.field
-    def is_default(self) -> bool:
-        return self.row.is_default
+    @classmethod
+    def of(cls, row: ModelRow) -> SettlementModel:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, batch_interval_seconds=row.batch_interval_seconds,
+                   currencies=list(row.currencies or []), segment_by=list(row.segment_by or []),
+                   is_active=row.is_active, is_default=row.is_default, pk=row.id)
 
     @strawberry.field(description="The change log: who changed what, when (SPEC §3).")
     async def changes(self) -> list[SettlementModelChange]:
-        return [SettlementModelChange(row=r) for r in await ChangeRow.filter(model_id=self.row.id).order_by("id")]
+        return [SettlementModelChange.of(r) for r in await ChangeRow.filter(model_id=self.pk).order_by("id")]
 
     @strawberry.field
     async def batches(
@@ -103,21 +79,21 @@ class SettlementModel:
     ) -> Annotated[BatchConnection, strawberry.lazy("graphql_schema.batches.types")]:
         from graphql_schema.batches.types import batch_connection
 
-        return await batch_connection(info, filter, first, after, model_id=self.row.id)
+        return await batch_connection(info, filter, first, after, model_id=self.pk)
 
     @strawberry.field(description="The segment combinations (currency and segment values) present in the period.")
     async def segments(self, period: PeriodInput) -> list[Segment]:
         checked = periods.validate_period(period.unit.value, period.start, period.end,
-                                          self.row.batch_interval_seconds)
+                                          self.batch_interval_seconds)
         rows = (
-            await BatchRow.filter(model_id=self.row.id, window_start__gte=checked.start,
+            await BatchRow.filter(model_id=self.pk, window_start__gte=checked.start,
                                   window_start__lt=checked.end)
             .annotate(batch_count=Count("id"))
             .group_by("currency", "segment_key")
             .order_by("currency", "segment_key")
             .values("currency", "segment_key", "batch_count")
         )
-        keys = list(self.row.segment_by or [])
+        keys = self.segment_by
         segments = []
         for r in rows:
             values = r["segment_key"].split(SEGMENT_SEPARATOR) if keys else []

@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
-from strawberry.types import Info
 from strawberry.types.arguments import InputContext
 
-from app.recording import TransferRequest
+from app.batches.recording import COUNTS, RecordingResult
+from app.batches.transfers import TransferRequest
 from graphql_schema.common import Attribute, AttributeInput, attributes_of
+from graphql_schema.context import Info
 from graphql_schema.enums import TransferOutcome
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, page_of
@@ -23,46 +24,29 @@ if TYPE_CHECKING:
 
 @strawberry.type
 class Transfer:
-    row: strawberry.Private[TransferRow]
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: Amount
+    currency: str
+    committed_at: datetime
+    attributes: list[Attribute]
+    refund_of: str | None
+    batch_id: strawberry.Private[int]
 
-    @strawberry.field
-    def transfer_id(self) -> str:
-        return self.row.transfer_id
-
-    @strawberry.field
-    def payer_id(self) -> str:
-        return self.row.payer_id
-
-    @strawberry.field
-    def payee_id(self) -> str:
-        return self.row.payee_id
-
-    @strawberry.field
-    def amount(self) -> Amount:
-        return amount(self.row.amount, self.row.currency)
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.row.currency
-
-    @strawberry.field
-    def committed_at(self) -> datetime:
-        return self.row.committed_at
-
-    @strawberry.field
-    def attributes(self) -> list[Attribute]:
-        return attributes_of(self.row.attributes)
-
-    @strawberry.field
-    def refund_of(self) -> str | None:
-        return self.row.refund_of
+    @classmethod
+    def of(cls, row: TransferRow) -> Transfer:
+        return cls(transfer_id=row.transfer_id, payer_id=row.payer_id, payee_id=row.payee_id,
+                   amount=amount(row.amount, row.currency), currency=row.currency, committed_at=row.committed_at,
+                   attributes=attributes_of(row.attributes), refund_of=row.refund_of,
+                   batch_id=row.batch_id)  # type: ignore[attr-defined]
 
     @strawberry.field
     async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")] | None:
         from graphql_schema.batches.types import Batch
 
-        row = await info.context.loaders.batch.load(self.row.batch_id)  # type: ignore[attr-defined]
-        return Batch(row=row) if row else None
+        row = await info.context.loaders.batch.load(self.batch_id)
+        return Batch.of(row) if row else None
 
 
 @strawberry.type
@@ -81,7 +65,7 @@ class TransferConnection:
 async def transfer_connection(batch_id: int, first: int | None, after: str | None) -> TransferConnection:
     page = await page_of(TransferRow.filter(batch_id=batch_id), first, after)
     return TransferConnection(
-        edges=[TransferEdge(node=Transfer(row=row), cursor=cursor) for row, cursor in page.cursors()],
+        edges=[TransferEdge(node=Transfer.of(row), cursor=cursor) for row, cursor in page.cursors()],
         page_info=page.page_info, total_count=page.total_count,
     )
 
@@ -150,7 +134,7 @@ class TransferResult:
         if self.batch_id is None:
             return None
         row = await info.context.loaders.batch.load(self.batch_id)
-        return Batch(row=row) if row else None
+        return Batch.of(row) if row else None
 
 
 @strawberry.type
@@ -160,3 +144,17 @@ class RecordTransfersPayload:
     rejected: int
     results: list[TransferResult]
     user_errors: list[UserError] = strawberry.field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: RecordingResult) -> RecordTransfersPayload:
+        recorded, duplicates, rejected = (result.count(outcome) for _, outcome in COUNTS)
+        return cls(recorded=recorded, duplicates=duplicates, rejected=rejected, results=[
+            TransferResult(transfer_id=o.transfer_id, outcome=o.outcome, batch_id=o.batch_id,
+                           error=UserError.of(o.error) if o.error else None)
+            for o in result.outcomes
+        ])
+
+    @classmethod
+    def refused(cls, error: UserError, arguments: dict[str, Any]) -> RecordTransfersPayload:
+        """The whole call refused (too many transfers): every transfer is rejected."""
+        return cls(recorded=0, duplicates=0, rejected=len(arguments["transfers"]), results=[], user_errors=[error])

@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from app import clock
+from app.core import clock
 
 ERRORS = "userErrors { code message field }"
 GRANT_FIELDS = """id payerId payeeId interval debitAmount { value currency } receiveAmount { value currency }

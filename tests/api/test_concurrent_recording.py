@@ -83,7 +83,8 @@ async def test_a_close_waits_for_the_recorder_in_flight(gql, server):
         pytest.skip("needs concurrent transactions (PostgreSQL)")
     from tortoise.transactions import in_transaction
 
-    from app.recording import TransferRequest, file_transfers
+    from app.batches.recording import file_transfers
+    from app.batches.transfers import TransferRequest
     from tests.api.transfers import record
 
     await record(gql, transfer("first"))
@@ -108,15 +109,16 @@ async def test_a_recorder_waits_for_the_close_in_flight_then_opens_the_next_sequ
         pytest.skip("needs concurrent transactions (PostgreSQL)")
     from tortoise.transactions import in_transaction
 
-    from app import clock
-    from app.batch_lifecycle import Action, apply_one
-    from app.batch_store import store_for
+    from app.batches.lifecycle import apply_one
+    from app.batches.status import Action
+    from app.batches.store import BatchStore
+    from app.core import clock
     from tests.api.transfers import record
 
     first = await record(gql, transfer("first"))
     batch_id = int(first["results"][0]["batch"]["id"])
     async with in_transaction() as conn:
-        await apply_one(store_for(conn), batch_id, Action.CLOSE, actor="test", reason="cut-off", now=clock.now())
+        await apply_one(BatchStore.on(conn), batch_id, Action.CLOSE, actor="test", reason="cut-off", now=clock.now())
         late = asyncio.create_task(record(gql, transfer("late", committed_at="2026-03-02T14:07:00Z")))
         done, _ = await asyncio.wait({late}, timeout=0.5)
         assert not done, "the recorder did not wait for the close in flight"

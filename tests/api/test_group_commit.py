@@ -1,5 +1,5 @@
-"""Group commit of small recordTransfers calls (app/recording.py, CallGroups): concurrent calls share a
-transaction, and every call still gets exactly the outcomes, errors and audit entry it would get alone."""
+"""Group commit of small recordTransfers calls (app/batches/recording.py, app/db/group_commit.py): concurrent
+calls share a transaction, and every call still gets exactly the outcomes, errors and audit entry it would get alone."""
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +11,11 @@ from decimal import Decimal
 import pytest
 from tortoise import Tortoise
 
-from app import audit, group_commit, recording
-from app.recording import TransferRequest
+from app import audit
+from app.auth import Principal, Role
+from app.batches import recording
+from app.batches.transfers import TransferRequest
+from app.db import group_commit
 from tests.api.transfers import BATCH, RECORD, transfer
 
 CALLS = 40
@@ -90,17 +93,14 @@ def _request(transfer_id: str, amount: str = "3.00") -> TransferRequest:
 async def test_a_call_that_fails_inside_a_group_fails_alone(gql, server):
     """The group's transaction fails because of one call; the others are written again, one by one."""
 
-    def broken_entry(result: recording.RecordingResult) -> audit.Entry:
-        raise RuntimeError("this call's audit entry cannot be built")
-
-    def entry(result: recording.RecordingResult) -> audit.Entry:
-        return audit.entry(None, "recordTransfers", "1 transfer(s)", "OK", {"recorded": result.count("RECORDED")})
-
-    calls = [recording.record_transfers([_request(f"f-{i}")], "clearing-engine", entry) for i in range(6)]
-    calls.insert(3, recording.record_transfers([_request("f-broken")], "clearing-engine", broken_entry))
+    engine = Principal("clearing-engine", frozenset({Role.INGEST}))
+    # A call whose audit entry cannot be written (its detail is no JSON) fails its group's transaction.
+    broken = audit.Command(engine, "recordTransfers", "1 transfer(s)", {"unwritable": object()})
+    calls = [recording.record_transfers([_request(f"f-{i}")], engine) for i in range(6)]
+    calls.insert(3, recording._groups().submit(recording._Call([_request("f-broken")], broken)))
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
 
-    assert isinstance(outcomes[3], RuntimeError)
+    assert isinstance(outcomes[3], TypeError)
     good = [o for i, o in enumerate(outcomes) if i != 3]
     assert all(isinstance(o, recording.RecordingResult) and o.count("RECORDED") == 1 for o in good), outcomes
     batch = (await gql(BATCH, {"ref": {"transferId": "f-0"}}))["batch"]
@@ -160,7 +160,7 @@ async def test_a_group_that_fails_after_writing_is_written_again_one_by_one(gql)
 
     async def write_group(items: list[str]) -> list[str]:
         async with in_transaction() as conn:
-            await audit.insert(conn, [audit.entry(None, "groupTest", item, "OK") for item in items])
+            await audit.insert(conn, [audit.Command(None, "groupTest", item).entry() for item in items])
             if "poison" in items:
                 raise group_commit.Dirty(RuntimeError("poison wrote, then failed"))
         return items

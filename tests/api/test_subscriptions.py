@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import websockets
 
-from app import events
 from graphql_schema.schema import schema
+from graphql_schema.subscriptions import SLOW_CONSUMER_CLOSE_CODE
 from tests.api.transfers import record, transfer
 from tests.conftest import key_of
 
@@ -214,7 +214,7 @@ async def test_a_slow_consumer_is_disconnected_with_a_reason(gql, server):
                 for _ in range(1000):
                     await slow.message(wait=10)
             closed_code = closed.value.rcvd.code if closed.value.rcvd else None
-            assert closed_code == events.SLOW_CONSUMER_CLOSE_CODE
+            assert closed_code == SLOW_CONSUMER_CLOSE_CODE
             assert "slow consumer" in closed.value.rcvd.reason
             # the other subscriber is unaffected
             await gql(DISPUTE if step % 2 == 1 else RESOLVE, {"id": "t0"}, role="operator")

@@ -1,8 +1,8 @@
 import pytest
 
 from app.auth import Authenticator, Role, parse_api_keys
-from app.errors import DomainError
-from app.settings import Settings
+from app.core.errors import DomainError
+from app.core.settings import Settings
 
 
 def test_api_keys_parse_roles_and_names():

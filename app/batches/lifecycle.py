@@ -1,0 +1,97 @@
+"""Applying batch status transitions (SPEC §5) to stored batches, and the single-batch commands.
+
+The table of what may move where is app/batches/status.py; this is the one function that applies it, under row
+locks, with the batches' history and the hourly rollup moving in the same transaction.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from app import audit
+from app.auth import Principal
+from app.batches.lookups import BatchRef, resolve_ref
+from app.batches.rollup import move_rows
+from app.batches.status import NO_SUCH_BATCH, TRANSITIONS, Action, Skipped, StatusChange, owner_after, refusal
+from app.batches.store import BatchStore, LockedBatch
+from app.core import clock, errors
+from app.core.checks import check_reason
+from app.core.errors import DomainError
+
+
+async def apply(
+    store: BatchStore,
+    batch_ids: Sequence[int],
+    action: Action,
+    *,
+    actor: str | None,
+    reason: str | None,
+    now: datetime,
+    matrix_id: int | None = None,
+    move_totals: bool = True,
+    locked: Mapping[int, LockedBatch] | None = None,
+) -> tuple[list[StatusChange], list[Skipped]]:
+    """Apply `action` to every batch that allows it, under row locks, inside the caller's transaction.
+
+    Batches that do not allow it are returned as skipped with the reason; nothing is skipped silently.
+    `locked`: the rows as they are, held by the caller: locked FOR UPDATE in this transaction (a matrix
+    locks all its batches first), or batches only the caller's locked matrix may move (its own
+    AWAITING_SETTLEMENT ones), whose row locks the update takes; without it the batches are locked here.
+    `move_totals=False`: the caller moves the rollup itself (settlement reuses the sums for its report).
+    """
+    rule = TRANSITIONS[action]
+    if locked is None:
+        locked = await store.lock_batches(batch_ids, exclusive=True)
+    changes: list[StatusChange] = []
+    skipped: list[Skipped] = []
+    moving: list[int] = []
+    sources: list[str] = []
+    for batch_id in batch_ids:
+        row = locked.get(batch_id)
+        if row is None:
+            skipped.append(Skipped(batch_id, NO_SUCH_BATCH))
+            continue
+        why = refusal(action, row.status, row.owner_matrix_id, matrix_id)
+        if why:
+            skipped.append(Skipped(batch_id, why))
+            continue
+        changes.append(StatusChange(batch_id, row.status, rule.target, now, actor, reason, matrix_id))
+        moving.append(batch_id)
+        sources.append(row.status)
+    if changes:
+        # The hourly rollup follows the batches from their old status to the new one.
+        moves = await store.bucket_sums(moving) if move_totals else []
+        await store.change_status(moving, sources, rule.target, owner_after(action, matrix_id), now, actor, reason,
+                                  matrix_id)
+        await store.apply_bucket_moves(move_rows(moves, rule.target))
+    return changes, skipped
+
+
+async def apply_one(store: BatchStore, batch_id: int, action: Action, *, actor: str | None, reason: str | None,
+                    now: datetime, matrix_id: int | None = None) -> StatusChange:
+    changes, skipped = await apply(store, [batch_id], action, actor=actor, reason=reason, now=now,
+                                   matrix_id=matrix_id)
+    if skipped:
+        code = errors.NOT_FOUND if skipped[0].reason == NO_SUCH_BATCH else errors.INVALID_TRANSITION
+        raise DomainError(code, skipped[0].reason, ["ref"])
+    return changes[0]
+
+
+# The single-batch commands of the API, by the operation name the audit log gives them.
+OPERATIONS = {Action.CLOSE: "closeBatch", Action.DISPUTE: "disputeBatch", Action.RESOLVE: "resolveBatchDispute"}
+
+
+async def change_status(ref: BatchRef, action: Action, caller: Principal | None, reason: str | None = None
+                        ) -> tuple[int, StatusChange]:
+    """Close, dispute or resolve the dispute of one batch (by id, name or transfer id), audited."""
+    command = audit.Command(caller, OPERATIONS[action], ref.given)
+
+    async def work(conn: Any) -> tuple[int, StatusChange]:
+        check_reason(reason)
+        batch_id = await resolve_ref(ref)
+        change = await apply_one(BatchStore.on(conn), batch_id, action, actor=command.actor, reason=reason,
+                                 now=clock.now())
+        return batch_id, change
+
+    return await audit.run(command, work)

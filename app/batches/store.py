@@ -1,0 +1,218 @@
+"""The hand-written SQL of batches (SPEC §4, §5): filing transfers into batches, moving batch statuses, and the
+hourly rollup that follows both (app/batches/rollup.py). One interface here, one implementation per dialect
+(store_postgres.py: set-based statements over arrays and row locks; store_sqlite.py: the same effects through
+executemany, made safe by Tortoise's single SQLite connection, which runs one transaction at a time).
+
+Concurrency rule (SPEC §4): a transfer is only filed into a batch that is OPEN at commit time. The recorder holds
+FOR SHARE on the batch rows it files into; a status change takes the row exclusively, so it waits for recorders
+in flight, and recorders after it see the new status and open the next sequence.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from app.batches.keys import BatchKey
+from app.batches.rollup import BUCKET_KEY, BucketMove
+from app.db.dialect import Store
+
+
+# NewBatch and NewTransfer are built for every transfer of a call: plain (not frozen) dataclasses, as a
+# frozen one's __init__ costs five times as much; NewTransfer.batch_id is set once the batch is known.
+@dataclass(slots=True)
+class NewBatch:
+    key: BatchKey
+    segment: list[tuple[str, str]]
+    window_end: datetime
+    model_name: str
+    interval_seconds: int
+
+
+@dataclass(slots=True)
+class NewTransfer:
+    transfer_id: str
+    payer_id: str
+    payee_id: str
+    amount: int
+    currency: str
+    committed_at: datetime
+    model_id: int
+    attributes: list[tuple[str, str]]
+    refund_of: str | None
+    batch_id: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDelta:
+    batch_id: int
+    participant_id: str
+    currency: str
+    debit: int
+    credit: int
+    transfer_count: int
+
+
+@dataclass(slots=True)  # not frozen: a matrix locks 86,400 of them at once
+class LockedBatch:
+    id: int
+    status: str
+    sequence: int
+    owner_matrix_id: int | None
+
+
+MODEL_COLUMNS = "id, name, batch_interval_seconds, currencies, segment_by, is_active, is_default"
+MODELS_SQL = f"SELECT {MODEL_COLUMNS} FROM settlement_model"
+
+
+def account_deltas(rows: Sequence[NewTransfer]) -> list[AccountDelta]:
+    """What filing `rows` adds to batch accounts: a debit for each payer, a credit for each payee."""
+    sums: dict[tuple[int, str], list[Any]] = defaultdict(lambda: [None, 0, 0, 0])
+    for r in rows:
+        payer = sums[(r.batch_id, r.payer_id)]
+        payer[0], payer[1], payer[3] = r.currency, payer[1] + r.amount, payer[3] + 1
+        payee = sums[(r.batch_id, r.payee_id)]
+        payee[0], payee[2], payee[3] = r.currency, payee[2] + r.amount, payee[3] + 1
+    return [AccountDelta(batch_id, participant, v[0], v[1], v[2], v[3])
+            for (batch_id, participant), v in sums.items()]
+
+
+def attributes_json(attributes: Sequence[tuple[str, str]]) -> str:
+    if not attributes:
+        return "[]"
+    return json.dumps([{"key": k, "value": v} for k, v in attributes], separators=(",", ":"))
+
+
+class BatchStore(Store):
+    """The operations on batches, in the transaction of `conn`."""
+
+    # SQL for the epoch second of the hour a batch window starts in (the rollup's bucket), per dialect.
+    BUCKET: str = ""
+
+    # -- implemented per dialect -------------------------------------------------------------
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """The stored (fingerprint, batch id) of these transfer ids."""
+        raise NotImplementedError
+
+    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        raise NotImplementedError
+
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
+        raise NotImplementedError
+
+    async def insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
+        raise NotImplementedError
+
+    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+        raise NotImplementedError
+
+    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        raise NotImplementedError
+
+    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+        """Add filed amounts (and new batches to the counts) to the hourly rollup, under the batch's current
+        status, in the recording transaction."""
+        raise NotImplementedError
+
+    async def set_status(
+        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    ) -> None:
+        raise NotImplementedError
+
+    async def add_history(
+        self,
+        changes: Sequence[tuple[int, str | None, str]],
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def account_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+        """The rollup contributions of these batches under their current status, from their accounts."""
+        raise NotImplementedError
+
+    async def apply_bucket_moves(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Upsert rollup deltas (app/batches/rollup.move_rows), in the order given."""
+        raise NotImplementedError
+
+    # -- shared, a dialect may do them in fewer statements ---------------------------------------
+    async def change_status(
+        self,
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
+        to_status: str,
+        owner_matrix_id: int | None,
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        """Move the (locked) batches from their status (as read, same order) to `to_status` and write one
+        history row each."""
+        if not batch_ids:
+            return
+        await self.set_status(batch_ids, to_status, owner_matrix_id, at)
+        await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
+                               actor, reason, matrix_id)
+
+    async def models_and_transfers(
+        self, transfer_ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+        """The settlement_model rows, and the stored (fingerprint, batch id) of these transfer ids."""
+        return await self.rows(MODELS_SQL), await self.existing_transfers(transfer_ids)
+
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
+        latest = await self.latest_batches(keys)
+        locked = await self.lock_batches([row.id for row in latest.values()])
+        return {key: locked[row.id] for key, row in latest.items() if row.id in locked}
+
+    async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
+        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts,
+        to the participants and to the hourly rollup (with the batches this call created); returns the
+        inserted ids."""
+        inserted = await self.insert_transfers(rows, now)
+        filed = [r for r in rows if r.transfer_id in inserted]
+        deltas = account_deltas(filed)
+        await self.add_to_accounts(deltas)
+        await self.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
+        await self.add_to_bucket_totals(deltas, created_batch_ids)
+        return inserted
+
+    async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+        """The rollup contributions of these batches under their current status, per rollup row. Call it holding
+        the batches' row locks."""
+        return await self.account_sums(batch_ids)
+
+    async def create_batch(self, batch: NewBatch, sequence: int, name: str, now: datetime) -> int | None:
+        """Insert the next sequence of a key; None when a concurrent recorder created it first."""
+        key = batch.key
+        segment = json.dumps([{"key": k, "value": v} for k, v in batch.segment], separators=(",", ":"))
+        q = self.sql()
+        rows = await self.rows(
+            "INSERT INTO batch (model_id, currency, segment, segment_key, window_start, window_end, "
+            "sequence, name, status, created_at, updated_at) "
+            f"VALUES ({q.p(key.model_id)}, {q.p(key.currency)}, {q.json(segment)}, {q.p(key.segment_key)}, "
+            f"{q.p(key.window_start)}, {q.p(batch.window_end)}, {q.p(sequence)}, {q.p(name)}, {q.p('OPEN')}, "
+            f"{q.p(now)}, {q.p(now)}) ON CONFLICT DO NOTHING RETURNING id",
+            q.values,
+        )
+        return int(rows[0]["id"]) if rows else None
+
+    async def rebuild_bucket_totals(self) -> None:
+        """Recompute the whole rollup from the batches (bulk loads and benchmarks; never needed in operation)."""
+        await self.execute("DELETE FROM batch_bucket_total")
+        await self.execute(
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, a.participant_id, SUM(a.debit), "
+            "SUM(a.credit), 0, 1 FROM batch b JOIN batch_account a ON a.batch_id = b.id GROUP BY 1, 2, 3, 4, 5, 6 "
+            f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, '', 0, 0, COUNT(*), 1 "
+            "FROM batch b GROUP BY 1, 2, 3, 4, 5"
+        )
+

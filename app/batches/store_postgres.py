@@ -1,0 +1,310 @@
+"""BatchStore on PostgreSQL: set-based statements over arrays (unnest, = ANY) and row locks in id order."""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from app.batches.keys import BatchKey
+from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
+from app.batches.store import MODEL_COLUMNS, AccountDelta, BatchStore, LockedBatch, NewTransfer, attributes_json
+from app.db.dialect import POSTGRES
+
+
+class PostgresBatchStore(BatchStore, dialect=POSTGRES):
+    BUCKET = f"(EXTRACT(EPOCH FROM b.window_start)::bigint / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
+
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        rows = await self.rows(
+            "SELECT transfer_id, fingerprint, batch_id FROM transfer WHERE transfer_id = ANY($1::text[])",
+            [list(transfer_ids)],
+        )
+        return {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows}
+
+    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        rows = await self.rows(
+            "SELECT k.model_id, k.currency, k.segment_key, k.window_start, b.id, b.status, b.sequence, "
+            "b.owner_matrix_id "
+            "FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) "
+            "AS k(model_id, currency, segment_key, window_start) "
+            "CROSS JOIN LATERAL (SELECT id, status, sequence, owner_matrix_id FROM batch "
+            "  WHERE batch.model_id = k.model_id AND batch.currency = k.currency "
+            "  AND batch.segment_key = k.segment_key AND batch.window_start = k.window_start "
+            "  ORDER BY sequence DESC LIMIT 1) AS b",
+            [[k.model_id for k in keys], [k.currency for k in keys], [k.segment_key for k in keys],
+             [k.window_start for k in keys]],
+        )
+        return {
+            BatchKey(r["model_id"], r["currency"], r["segment_key"], r["window_start"]):
+                LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+            for r in rows
+        }
+
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        # latest_batches and lock_batches in one statement: rows are locked in id order (the locking sits
+        # above the sort), as status changes take them, and each row returned is its version once the lock
+        # is held (READ COMMITTED re-reads a row it waited for). A newer sequence created meanwhile is
+        # found by the caller's retry, as before.
+        rows = await self.rows(
+            "WITH latest AS (SELECT k.model_id, k.currency, k.segment_key, k.window_start, l.id "
+            "  FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) "
+            "  AS k(model_id, currency, segment_key, window_start) "
+            "  CROSS JOIN LATERAL (SELECT id FROM batch "
+            "    WHERE batch.model_id = k.model_id AND batch.currency = k.currency "
+            "    AND batch.segment_key = k.segment_key AND batch.window_start = k.window_start "
+            "    ORDER BY sequence DESC LIMIT 1) AS l) "
+            "SELECT latest.model_id, latest.currency, latest.segment_key, latest.window_start, b.id, b.status, "
+            "b.sequence, b.owner_matrix_id FROM batch b JOIN latest ON latest.id = b.id "
+            "ORDER BY b.id FOR SHARE OF b",
+            [[k.model_id for k in keys], [k.currency for k in keys], [k.segment_key for k in keys],
+             [k.window_start for k in keys]],
+        )
+        return {
+            BatchKey(r["model_id"], r["currency"], r["segment_key"], r["window_start"]):
+                LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
+            for r in rows
+        }
+
+    async def models_and_transfers(
+        self, transfer_ids: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
+        # One round trip: the model rows, then the stored transfers (rows with a transfer_id).
+        rows = await self.rows(
+            f"SELECT {MODEL_COLUMNS}, NULL::text AS transfer_id, NULL::text AS fingerprint, "
+            "NULL::bigint AS batch_id FROM settlement_model UNION ALL "
+            "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, transfer_id, fingerprint, batch_id FROM transfer "
+            "WHERE transfer_id = ANY($1::text[])",
+            [list(transfer_ids)],
+        )
+        models = [r for r in rows if r["transfer_id"] is None]
+        existing = {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows if r["transfer_id"] is not None}
+        return models, existing
+
+    async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
+        # One statement: the transfers, then from the rows actually inserted (a concurrent call may have
+        # recorded some ids first) the account sums, the participants and the hourly rollup (as
+        # add_to_bucket_totals), each in key order.
+        if not rows:
+            await self.add_to_bucket_totals([], created_batch_ids)
+            return set()
+        ordered = sorted(rows, key=lambda r: r.transfer_id)
+        inserted = await self.rows(
+            "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
+            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
+            "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
+            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12::timestamptz "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
+            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+            "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
+            "refund_of, batch_id, fingerprint) "
+            "ON CONFLICT (transfer_id) DO NOTHING "
+            "RETURNING transfer_id, batch_id, payer_id, payee_id, amount, currency), "
+            "legs AS (SELECT batch_id, payer_id AS participant_id, currency, amount AS debit, 0::bigint AS credit "
+            "  FROM ins UNION ALL SELECT batch_id, payee_id, currency, 0::bigint, amount FROM ins), "
+            "accounts AS (INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, "
+            "  transfer_count) "
+            "  SELECT batch_id, participant_id, min(currency), sum(debit)::bigint, sum(credit)::bigint, "
+            "  count(*)::int FROM legs GROUP BY batch_id, participant_id ORDER BY batch_id, participant_id "
+            "  ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
+            "  debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
+            "  transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count), "
+            "participants AS (INSERT INTO participant (id, created_at) "
+            "  SELECT DISTINCT participant_id, $12::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING), "
+            f"buckets AS (INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"  SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, d.participant_id, "
+            "  sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
+            "  FROM (SELECT batch_id, participant_id, debit, credit, 0 AS n FROM legs UNION ALL "
+            "        SELECT c, '', 0, 0, 1 FROM unnest($13::bigint[]) AS c) AS d JOIN batch b ON b.id = d.batch_id "
+            f"  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}) "
+            "SELECT transfer_id FROM ins",
+            [
+                [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
+                [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
+                [r.committed_at for r in ordered], [r.model_id for r in ordered],
+                [attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
+                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now, list(created_batch_ids),
+            ],
+        )
+        return {r["transfer_id"] for r in inserted}
+
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
+        # The locked rows come back as four arrays in one row: a matrix locking 86,400 batches decodes
+        # four arrays instead of 86,400 records (a third of a second saved).
+        mode = "UPDATE" if exclusive else "SHARE"
+        rows = await self.tuples(
+            "SELECT array_agg(id ORDER BY id), array_agg(status ORDER BY id), array_agg(sequence ORDER BY id), "
+            "array_agg(owner_matrix_id ORDER BY id) FROM (SELECT id, status, sequence, owner_matrix_id FROM batch "
+            f"WHERE id = ANY($1::bigint[]) ORDER BY id FOR {mode}) AS locked",
+            [sorted(set(batch_ids))],
+        )
+        if not rows or rows[0][0] is None:
+            return {}
+        ids, statuses, sequences, owners = rows[0]
+        return {i: LockedBatch(i, s, n, o) for i, s, n, o in zip(ids, statuses, sequences, owners, strict=True)}
+
+    async def insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
+        ordered = sorted(rows, key=lambda r: r.transfer_id)
+        inserted = await self.rows(
+            "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
+            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
+            "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
+            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12 "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
+            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+            "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
+            "refund_of, batch_id, fingerprint) "
+            "ON CONFLICT (transfer_id) DO NOTHING RETURNING transfer_id) SELECT transfer_id FROM ins",
+            [
+                [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
+                [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
+                [r.committed_at for r in ordered], [r.model_id for r in ordered],
+                [attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
+                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now,
+            ],
+        )
+        return {r["transfer_id"] for r in inserted}
+
+    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+        ordered = sorted(deltas, key=lambda d: (d.batch_id, d.participant_id))
+        await self.execute(
+            "INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, transfer_count) "
+            "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[]) "
+            "ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
+            "debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
+            "transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count",
+            [[d.batch_id for d in ordered], [d.participant_id for d in ordered],
+             [d.currency for d in ordered], [d.debit for d in ordered], [d.credit for d in ordered],
+             [d.transfer_count for d in ordered]],
+        )
+
+    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+        items = [(d.batch_id, d.participant_id, d.debit, d.credit, 0) for d in deltas]
+        items += [(batch_id, "", 0, 0, 1) for batch_id in created_batch_ids]
+        if not items:
+            return
+        await self.execute(
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, d.participant_id, "
+            "sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
+            "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
+            "AS d(batch_id, participant_id, debit, credit, n) JOIN batch b ON b.id = d.batch_id "
+            f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}",
+            [[i[0] for i in items], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items],
+             [i[4] for i in items]],
+        )
+
+    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+        await self.execute(
+            "INSERT INTO participant (id, created_at) SELECT p, $2 FROM unnest($1::text[]) AS p "
+            "ORDER BY p ON CONFLICT (id) DO NOTHING",
+            [sorted(participant_ids), now],
+        )
+
+    async def set_status(
+        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    ) -> None:
+        await self.execute(
+            "UPDATE batch SET status = $2, owner_matrix_id = $3, updated_at = $4 WHERE id = ANY($1::bigint[])",
+            [list(batch_ids), status, owner_matrix_id, now],
+        )
+
+    async def change_status(
+        self,
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
+        to_status: str,
+        owner_matrix_id: int | None,
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        # One statement, one round trip: the update (only from the status the caller saw) and the history
+        # rows of what it updated. Every batch must move, else nothing does.
+        if not batch_ids:
+            return
+        rows = await self.tuples(
+            "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS c(b, f)), "
+            "upd AS (UPDATE batch SET status = $3, owner_matrix_id = $4, updated_at = $5 FROM c "
+            "  WHERE batch.id = c.b AND batch.status = c.f RETURNING c.b, c.f), "
+            "ins AS (INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "  SELECT b, f, $3, $5, $6, $7, $8 FROM upd RETURNING 1) "
+            "SELECT count(*) FROM ins",
+            [list(batch_ids), list(from_statuses), to_status, owner_matrix_id, at, actor, reason, matrix_id],
+        )
+        if int(rows[0][0]) != len(batch_ids):
+            raise RuntimeError(f"{len(batch_ids) - int(rows[0][0])} of {len(batch_ids)} batch(es) were not in the "
+                               f"status they were read in; nothing was changed")
+
+    async def add_history(
+        self,
+        changes: Sequence[tuple[int, str | None, str]],
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        if not changes:
+            return
+        await self.execute(
+            "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "SELECT b, f, t, $4, $5, $6, $7 FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c(b, f, t)",
+            [[c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], at, actor, reason,
+             matrix_id],
+        )
+
+    async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+        # Where all the batches of a rollup row move (a matrix settling whole hours), the row itself is their
+        # sum: it is read (locked) instead of the batches' accounts, so settling a day of one-second batches
+        # reads a few hundred rows, not 864,000.
+        counted = await self.tuples(
+            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, COUNT(*) FROM batch b "
+            "WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5", [list(batch_ids)])
+        moving = {(r[0], r[1], r[2], int(r[3]), r[4]): int(r[5]) for r in counted}
+        if not moving:
+            return []
+        keys = sorted(moving)
+        rolled = await self.tuples(
+            "SELECT t.model_id, t.currency, t.segment_key, t.bucket, t.status, t.participant_id, t.debit, t.credit, "
+            "t.batch_count FROM batch_bucket_total t JOIN unnest($1::int[], $2::text[], $3::text[], $4::bigint[], "
+            "$5::text[]) AS k(model_id, currency, segment_key, bucket, status) ON t.model_id = k.model_id "
+            "AND t.currency = k.currency AND t.segment_key = k.segment_key AND t.bucket = k.bucket "
+            "AND t.status = k.status ORDER BY 1, 2, 3, 4, 5, 6 FOR UPDATE OF t",
+            [list(column) for column in zip(*keys, strict=True)])
+        rows: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
+        for r in rolled:
+            rows[(r[0], r[1], r[2], int(r[3]), r[4])].append(r)
+        whole = {key for key, count in moving.items()
+                 if any(r[5] == "" and int(r[8]) == count for r in rows.get(key, []))}
+        moves = [BucketMove(r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6]), int(r[7]), int(r[8]))
+                 for key in whole for r in rows[key]]
+        if len(whole) < len(moving):  # some rows keep batches that stay: sum the moving batches' accounts
+            partial = await self.tuples(
+                f"SELECT b.id FROM batch b WHERE b.id = ANY($1::bigint[]) AND ({self.BUCKET}, b.model_id, b.currency, "
+                "b.segment_key, b.status) NOT IN (SELECT * FROM unnest($2::bigint[], $3::int[], $4::text[], "
+                "$5::text[], $6::text[]))",
+                [list(batch_ids), [k[3] for k in whole], [k[0] for k in whole], [k[1] for k in whole],
+                 [k[2] for k in whole], [k[4] for k in whole]])
+            moves += await self.account_sums([int(r[0]) for r in partial])
+        return moves
+
+    async def account_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+        rows = await self.tuples(
+            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, a.participant_id, "
+            "SUM(a.debit), SUM(a.credit), 0 FROM batch b JOIN batch_account a ON a.batch_id = b.id "
+            "WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5, 6 "
+            f"UNION ALL SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, '', 0, 0, COUNT(*) "
+            "FROM batch b WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5",
+            [list(batch_ids)])
+        return [BucketMove(r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6]), int(r[7]), int(r[8])) for r in rows]
+
+    async def apply_bucket_moves(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        await self.execute(
+            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+            "SELECT *, 1 FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], "
+            f"$7::bigint[], $8::bigint[], $9::int[]) {BUCKET_UPSERT}",
+            [list(column) for column in zip(*rows, strict=True)],
+        )

@@ -1,0 +1,192 @@
+"""The hand-written SQL of settlement matrices (SPEC §6): which batches a matrix holds, and the sums its live totals
+are made of (app/matrices/totals.py). One interface, one implementation per dialect: they differ where PostgreSQL
+reads or writes a long list of ids as one array instead of a row per id."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.batches.status import BatchStatus
+from app.db.dialect import POSTGRES, SQLITE, Sql, Store
+from app.matrices.rules import is_live, split_set
+from models.matrices import SettlementMatrix
+
+
+@dataclass(frozen=True)
+class AccountSums:  # one participant's sums over the batches of one (status, owned-by-this-matrix) group
+    status: str
+    own: bool
+    participant_id: str
+    currency: str
+    debit: int
+    credit: int
+
+
+@dataclass(frozen=True)
+class BatchGroup:  # batch count and change marker of one (status, owned, currency) group
+    status: str
+    own: bool
+    currency: str
+    count: int
+    marker: str
+
+
+@dataclass(frozen=True)
+class Member:
+    id: int
+    status: str
+    sequence: int
+    owner_matrix_id: int | None
+
+
+def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = None,
+                  end: datetime | None = None) -> str:
+    """The SQL condition on `batch b` that selects the matrix's batches (optionally a sub-range of windows)."""
+    if not is_live(matrix):
+        # Listed batches, and the ones it locked (or settled): a frozen DYNAMIC matrix lists only the rest.
+        m = q.p(matrix.id)
+        listed = f"SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {m}"
+        return f"(b.owner_matrix_id = {m} OR b.id IN ({listed}))"
+    parts = [
+        f"b.model_id = {q.p(matrix.model_id)}",  # type: ignore[attr-defined]
+        f"b.window_start >= {q.p(start or matrix.period_start)}",
+        f"b.window_start < {q.p(end or matrix.period_end)}",
+    ]
+    currencies = split_set(matrix.currencies)
+    if currencies:
+        parts.append(f"b.currency IN ({q.in_list(currencies)})")
+    if matrix.segment_key is not None:
+        parts.append(f"b.segment_key = {q.p(matrix.segment_key)}")
+    statuses = split_set(matrix.batch_statuses)
+    if statuses:
+        parts.append(f"b.status IN ({q.in_list(statuses)})")
+    return " AND ".join(parts)
+
+
+# The condition on the outer `batch` table (as Tortoise names it) for BatchFilter.inAnyMatrix: locked or settled
+# by a matrix, listed in one, or matching an OPEN DYNAMIC matrix's criteria. Plain SQL, the same in both dialects.
+IN_ANY_MATRIX_SQL = (
+    "CASE WHEN \"batch\".\"owner_matrix_id\" IS NOT NULL "
+    "OR EXISTS (SELECT 1 FROM matrix_batch mb WHERE mb.batch_id = \"batch\".\"id\") "
+    "OR EXISTS (SELECT 1 FROM settlement_matrix m WHERE m.type = 'DYNAMIC' AND m.status = 'OPEN' "
+    "AND m.model_id = \"batch\".\"model_id\" AND \"batch\".\"window_start\" >= m.period_start "
+    "AND \"batch\".\"window_start\" < m.period_end "
+    "AND (m.currencies = '' OR m.currencies LIKE '%,' || \"batch\".\"currency\" || ',%') "
+    "AND (m.segment_key IS NULL OR m.segment_key = \"batch\".\"segment_key\") "
+    "AND (m.batch_statuses = '' OR m.batch_statuses LIKE '%,' || \"batch\".\"status\" || ',%')) "
+    "THEN 1 ELSE 0 END"
+)
+
+
+class MatrixStore(Store):
+    """A matrix's members and sums, in the transaction (or connection) of `conn`."""
+
+    # -- implemented per dialect -----------------------------------------------------------------
+    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
+        raise NotImplementedError
+
+    async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
+        raise NotImplementedError
+
+    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
+        """(id, sequence) of the batches in `status` that this matrix owns, in id order."""
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------
+    async def account_rows(self, matrix: SettlementMatrix, start: datetime | None = None,
+                           end: datetime | None = None) -> tuple[list[AccountSums], list[BatchGroup]]:
+        """Sums straight from the batches' accounts (STATIC and frozen matrices, and partial hours)."""
+        q = self.sql()
+        own = f"CASE WHEN b.owner_matrix_id = {q.p(matrix.id)} THEN 1 ELSE 0 END"
+        where = members_where(q, matrix, start, end)
+        accounts = await self.rows(
+            f"SELECT b.status AS status, {own} AS own, a.participant_id AS participant_id, a.currency AS currency, "
+            f"SUM(a.debit) AS debit, SUM(a.credit) AS credit "
+            f"FROM batch b JOIN batch_account a ON a.batch_id = b.id WHERE {where} GROUP BY 1, 2, 3, 4",
+            q.values,
+        )
+        q = self.sql()
+        own = f"CASE WHEN b.owner_matrix_id = {q.p(matrix.id)} THEN 1 ELSE 0 END"
+        where = members_where(q, matrix, start, end)
+        batches = await self.rows(
+            f"SELECT b.status AS status, {own} AS own, b.currency AS currency, COUNT(*) AS n, "
+            f"SUM(b.id) AS id_sum, MAX(b.updated_at) AS changed FROM batch b WHERE {where} GROUP BY 1, 2, 3",
+            q.values,
+        )
+        return (
+            [AccountSums(r["status"], bool(r["own"]), r["participant_id"], r["currency"], int(r["debit"]),
+                        int(r["credit"])) for r in accounts],
+            [BatchGroup(r["status"], bool(r["own"]), r["currency"], int(r["n"]), f"{r['id_sum']}@{r['changed']}")
+             for r in batches],
+        )
+
+    async def rollup_rows(self, matrix: SettlementMatrix, lo: int, hi: int) -> list[dict[str, object]]:
+        """Sums of the hourly rollup (app/batches/rollup.py) over whole buckets [lo, hi) of a live matrix."""
+        q = self.sql()
+        parts = [f"t.model_id = {q.p(matrix.model_id)}", f"t.bucket >= {q.p(lo)}",  # type: ignore[attr-defined]
+                 f"t.bucket < {q.p(hi)}"]
+        currencies = split_set(matrix.currencies)
+        if currencies:
+            parts.append(f"t.currency IN ({q.in_list(currencies)})")
+        if matrix.segment_key is not None:
+            parts.append(f"t.segment_key = {q.p(matrix.segment_key)}")
+        statuses = split_set(matrix.batch_statuses)
+        if statuses:
+            parts.append(f"t.status IN ({q.in_list(statuses)})")
+        return await self.rows(
+            "SELECT t.status AS status, t.participant_id AS participant_id, t.currency AS currency, "
+            "SUM(t.debit) AS debit, SUM(t.credit) AS credit, SUM(t.batch_count) AS n, SUM(t.version) AS version "
+            f"FROM batch_bucket_total t WHERE {' AND '.join(parts)} GROUP BY 1, 2, 3",
+            q.values,
+        )
+
+    async def unowned_members(self, matrix: SettlementMatrix) -> list[Member]:
+        """The members of a frozen matrix that it has not locked (disputed, settled or locked elsewhere)."""
+        q = self.sql()
+        rows = await self.rows(
+            f"SELECT b.id AS id, b.status AS status, b.sequence AS sequence, b.owner_matrix_id AS owner FROM batch b "
+            f"WHERE {members_where(q, matrix)} AND (b.owner_matrix_id IS NULL OR b.owner_matrix_id <> "
+            f"{q.p(matrix.id)} OR b.status <> {q.p(BatchStatus.AWAITING_SETTLEMENT.value)}) ORDER BY b.id",
+            q.values,
+        )
+        return [Member(int(r["id"]), r["status"], int(r["sequence"]), r["owner"]) for r in rows]
+
+
+class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
+    # A day of one-second batches is 86,400 members: ids travel as one array, not a record each.
+    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
+        q = self.sql()
+        rows = await self.tuples(f"SELECT array_agg(b.id ORDER BY b.id) FROM batch b WHERE {members_where(q, matrix)}",
+                                 q.values)
+        return list(rows[0][0] or []) if rows else []
+
+    async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        if batch_ids:
+            await self.execute("INSERT INTO matrix_batch (matrix_id, batch_id) SELECT $1, b FROM "
+                               "unnest($2::bigint[]) AS b ORDER BY b ON CONFLICT DO NOTHING",
+                               [matrix_id, list(batch_ids)])
+
+    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
+        rows = await self.tuples(
+            "SELECT array_agg(id ORDER BY id), array_agg(sequence ORDER BY id) FROM batch "
+            "WHERE owner_matrix_id = $1 AND status = $2", [matrix_id, status])
+        ids, sequences = rows[0] if rows else (None, None)
+        return list(zip(ids or [], sequences or [], strict=True))
+
+
+class SqliteMatrixStore(MatrixStore, dialect=SQLITE):
+    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
+        q = self.sql()
+        rows = await self.tuples(f"SELECT b.id FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id", q.values)
+        return [int(r[0]) for r in rows]
+
+    async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        await self.execute_many("INSERT INTO matrix_batch (matrix_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                [[matrix_id, batch_id] for batch_id in batch_ids])
+
+    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
+        rows = await self.tuples("SELECT id, sequence FROM batch WHERE owner_matrix_id = ? AND status = ? ORDER BY id",
+                                 [matrix_id, status])
+        return [(int(r[0]), int(r[1])) for r in rows]
