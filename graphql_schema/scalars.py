@@ -17,7 +17,7 @@ def amount(minor: int, currency: str) -> Amount:
 
 
 def _parse_amount(value: Any) -> str:
-    # Kept as text: its scale is checked against the currency it travels with (app/money.py), so a
+    # Kept as text: its scale is checked against the currency it travels with (app/core/money.py), so a
     # malformed amount in a batch of transfers rejects that transfer, not the whole call.
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise ValueError("Amount must be a decimal string such as \"1250.50\" (never a float)")

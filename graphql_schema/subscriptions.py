@@ -22,7 +22,7 @@ from app.events import watchers
 from app.events.bus import EventBus, SubscriberOverflow
 from app.matrices import reports
 from app.matrices.rules import MatrixStatus
-from graphql_schema.batches.types import Batch, StatusChangeFields
+from graphql_schema.batches.types import Batch, StatusChangeFields, load_batch
 from graphql_schema.context import Info, event_loaders
 from graphql_schema.loaders import Loaders
 from graphql_schema.matrices.types import SettlementMatrix
@@ -62,9 +62,9 @@ SLOW_CONSUMER_CLOSE_CODE = 4429
 
 
 async def _event_batch(root: _EventBatch, info: Info) -> Batch:
-    row = await info.context.loaders.batch.load(root.batch_id)
-    assert row is not None
-    return Batch.of(row)
+    batch = await load_batch(info, root.batch_id)
+    assert batch is not None
+    return batch
 
 
 @strawberry.type

@@ -1,6 +1,6 @@
 """Tables of payment grants (SPEC §9): grants, prepared transfers, and the append-only spent amounts.
 
-Money columns are integers of minor units (app/money.py). Business rules live in app/grants.py.
+Money columns are integers of minor units (app/core/money.py). Business rules live in app/grants/.
 """
 from __future__ import annotations
 

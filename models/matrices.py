@@ -1,7 +1,7 @@
 """Tables of settlement matrices, their settlements and the settlement ledger (SPEC §6, §7).
 
-Money columns are integers of minor units (app/money.py). Business rules live in app/matrices.py,
-app/matrix_totals.py and app/ledger.py.
+Money columns are integers of minor units (app/core/money.py). Business rules live in app/matrices/ (the hourly
+rollup's arithmetic in app/batches/rollup.py).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Tables of the settlement core: models, batches and their live accounts, transfers, history, audit.
 
-Money columns are integers of minor units (app/money.py). Business rules live in app/.
+Money columns are integers of minor units (app/core/money.py). Business rules live in app/batches/, app/audit.py
+and app/settlement_models.py.
 """
 from __future__ import annotations
 

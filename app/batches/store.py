@@ -98,29 +98,32 @@ class BatchStore(Store):
         """The stored (fingerprint, batch id) of these transfer ids."""
         raise NotImplementedError
 
-    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
         raise NotImplementedError
 
     async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
         raise NotImplementedError
 
-    async def insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
+    async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
+        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts,
+        to the participants and to the hourly rollup (with the batches this call created); returns the
+        inserted ids."""
         raise NotImplementedError
 
-    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
-        raise NotImplementedError
-
-    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
-        raise NotImplementedError
-
-    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
-        """Add filed amounts (and new batches to the counts) to the hourly rollup, under the batch's current
-        status, in the recording transaction."""
-        raise NotImplementedError
-
-    async def set_status(
-        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
+    async def change_status(
+        self,
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
+        to_status: str,
+        owner_matrix_id: int | None,
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
     ) -> None:
+        """Move the (locked) batches from their status (as read, same order) to `to_status` and write one
+        history row each."""
         raise NotImplementedError
 
     async def add_history(
@@ -142,48 +145,11 @@ class BatchStore(Store):
         raise NotImplementedError
 
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
-    async def change_status(
-        self,
-        batch_ids: Sequence[int],
-        from_statuses: Sequence[str | None],
-        to_status: str,
-        owner_matrix_id: int | None,
-        at: datetime,
-        actor: str | None,
-        reason: str | None,
-        matrix_id: int | None,
-    ) -> None:
-        """Move the (locked) batches from their status (as read, same order) to `to_status` and write one
-        history row each."""
-        if not batch_ids:
-            return
-        await self.set_status(batch_ids, to_status, owner_matrix_id, at)
-        await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
-                               actor, reason, matrix_id)
-
     async def models_and_transfers(
         self, transfer_ids: Sequence[str]
     ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
         """The settlement_model rows, and the stored (fingerprint, batch id) of these transfer ids."""
         return await self.rows(MODELS_SQL), await self.existing_transfers(transfer_ids)
-
-    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
-        """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
-        latest = await self.latest_batches(keys)
-        locked = await self.lock_batches([row.id for row in latest.values()])
-        return {key: locked[row.id] for key, row in latest.items() if row.id in locked}
-
-    async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
-        """Insert the rows (ids already stored are skipped), add the inserted ones to their batch accounts,
-        to the participants and to the hourly rollup (with the batches this call created); returns the
-        inserted ids."""
-        inserted = await self.insert_transfers(rows, now)
-        filed = [r for r in rows if r.transfer_id in inserted]
-        deltas = account_deltas(filed)
-        await self.add_to_accounts(deltas)
-        await self.add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
-        await self.add_to_bucket_totals(deltas, created_batch_ids)
-        return inserted
 
     async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
         """The rollup contributions of these batches under their current status, per rollup row. Call it holding

@@ -8,7 +8,7 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
-from app.batches.store import MODEL_COLUMNS, AccountDelta, BatchStore, LockedBatch, NewTransfer, attributes_json
+from app.batches.store import MODEL_COLUMNS, BatchStore, LockedBatch, NewTransfer, attributes_json
 from app.db.dialect import POSTGRES
 
 
@@ -21,25 +21,6 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
             [list(transfer_ids)],
         )
         return {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows}
-
-    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
-        rows = await self.rows(
-            "SELECT k.model_id, k.currency, k.segment_key, k.window_start, b.id, b.status, b.sequence, "
-            "b.owner_matrix_id "
-            "FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[]) "
-            "AS k(model_id, currency, segment_key, window_start) "
-            "CROSS JOIN LATERAL (SELECT id, status, sequence, owner_matrix_id FROM batch "
-            "  WHERE batch.model_id = k.model_id AND batch.currency = k.currency "
-            "  AND batch.segment_key = k.segment_key AND batch.window_start = k.window_start "
-            "  ORDER BY sequence DESC LIMIT 1) AS b",
-            [[k.model_id for k in keys], [k.currency for k in keys], [k.segment_key for k in keys],
-             [k.window_start for k in keys]],
-        )
-        return {
-            BatchKey(r["model_id"], r["currency"], r["segment_key"], r["window_start"]):
-                LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
-            for r in rows
-        }
 
     async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
         # latest_batches and lock_batches in one statement: rows are locked in id order (the locking sits
@@ -83,10 +64,9 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
 
     async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
         # One statement: the transfers, then from the rows actually inserted (a concurrent call may have
-        # recorded some ids first) the account sums, the participants and the hourly rollup (as
-        # add_to_bucket_totals), each in key order.
+        # recorded some ids first) the account sums, the participants and the hourly rollup, each in key order.
         if not rows:
-            await self.add_to_bucket_totals([], created_batch_ids)
+            await self._count_new_batches(created_batch_ids)
             return set()
         ordered = sorted(rows, key=lambda r: r.transfer_id)
         inserted = await self.rows(
@@ -143,71 +123,16 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         ids, statuses, sequences, owners = rows[0]
         return {i: LockedBatch(i, s, n, o) for i, s, n, o in zip(ids, statuses, sequences, owners, strict=True)}
 
-    async def insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
-        ordered = sorted(rows, key=lambda r: r.transfer_id)
-        inserted = await self.rows(
-            "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
-            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
-            "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
-            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12 "
-            "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
-            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
-            "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
-            "refund_of, batch_id, fingerprint) "
-            "ON CONFLICT (transfer_id) DO NOTHING RETURNING transfer_id) SELECT transfer_id FROM ins",
-            [
-                [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
-                [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
-                [r.committed_at for r in ordered], [r.model_id for r in ordered],
-                [attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
-                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now,
-            ],
-        )
-        return {r["transfer_id"] for r in inserted}
-
-    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
-        ordered = sorted(deltas, key=lambda d: (d.batch_id, d.participant_id))
-        await self.execute(
-            "INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, transfer_count) "
-            "SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[]) "
-            "ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
-            "debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
-            "transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count",
-            [[d.batch_id for d in ordered], [d.participant_id for d in ordered],
-             [d.currency for d in ordered], [d.debit for d in ordered], [d.credit for d in ordered],
-             [d.transfer_count for d in ordered]],
-        )
-
-    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
-        items = [(d.batch_id, d.participant_id, d.debit, d.credit, 0) for d in deltas]
-        items += [(batch_id, "", 0, 0, 1) for batch_id in created_batch_ids]
-        if not items:
-            return
-        await self.execute(
-            f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
-            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, d.participant_id, "
-            "sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
-            "FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::int[]) "
-            "AS d(batch_id, participant_id, debit, credit, n) JOIN batch b ON b.id = d.batch_id "
-            f"GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}",
-            [[i[0] for i in items], [i[1] for i in items], [i[2] for i in items], [i[3] for i in items],
-             [i[4] for i in items]],
-        )
-
-    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
-        await self.execute(
-            "INSERT INTO participant (id, created_at) SELECT p, $2 FROM unnest($1::text[]) AS p "
-            "ORDER BY p ON CONFLICT (id) DO NOTHING",
-            [sorted(participant_ids), now],
-        )
-
-    async def set_status(
-        self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
-    ) -> None:
-        await self.execute(
-            "UPDATE batch SET status = $2, owner_matrix_id = $3, updated_at = $4 WHERE id = ANY($1::bigint[])",
-            [list(batch_ids), status, owner_matrix_id, now],
-        )
+    async def _count_new_batches(self, created_batch_ids: Sequence[int]) -> None:
+        """The batches a call opened, counted in the hourly rollup (file_rows does it with the transfers)."""
+        if created_batch_ids:
+            await self.execute(
+                f"INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
+                f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, '', 0, 0, count(*)::int, 1 "
+                f"FROM batch b WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5 "
+                f"{BUCKET_UPSERT}",
+                [list(created_batch_ids)],
+            )
 
     async def change_status(
         self,

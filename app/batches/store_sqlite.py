@@ -9,7 +9,7 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
-from app.batches.store import AccountDelta, BatchStore, LockedBatch, NewTransfer, attributes_json
+from app.batches.store import AccountDelta, BatchStore, LockedBatch, NewTransfer, account_deltas, attributes_json
 from app.db.dialect import SQLITE, chunks
 
 
@@ -26,7 +26,7 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
                 found[r["transfer_id"]] = (r["fingerprint"], r["batch_id"])
         return found
 
-    async def latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+    async def _latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
         found: dict[BatchKey, LockedBatch] = {}
         for key in keys:
             rows = await self.rows(
@@ -50,7 +50,7 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
                 found[r["id"]] = LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
         return found
 
-    async def insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
+    async def _insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
         # Existing ids were filtered out under the same (exclusive) transaction: every row goes in.
         await self.execute_many(
             "INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, "
@@ -60,7 +60,7 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
         )
         return {r.transfer_id for r in rows}
 
-    async def add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
+    async def _add_to_accounts(self, deltas: Sequence[AccountDelta]) -> None:
         await self.execute_many(
             "INSERT INTO batch_account (batch_id, participant_id, currency, debit, credit, transfer_count) "
             "VALUES (?,?,?,?,?,?) ON CONFLICT (batch_id, participant_id) DO UPDATE SET "
@@ -69,7 +69,7 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
             [[d.batch_id, d.participant_id, d.currency, d.debit, d.credit, d.transfer_count] for d in deltas],
         )
 
-    async def add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
+    async def _add_to_bucket_totals(self, deltas: Sequence[AccountDelta], created_batch_ids: Sequence[int]) -> None:
         items = [[d.participant_id, d.debit, d.credit, 0, d.batch_id] for d in deltas]
         items += [["", 0, 0, 1, batch_id] for batch_id in created_batch_ids]
         if items:
@@ -80,13 +80,13 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
                 items,
             )
 
-    async def add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
+    async def _add_participants(self, participant_ids: Sequence[str], now: datetime) -> None:
         await self.execute_many(
             "INSERT INTO participant (id, created_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
             [[p, now] for p in sorted(participant_ids)],
         )
 
-    async def set_status(
+    async def _set_status(
         self, batch_ids: Sequence[int], status: str, owner_matrix_id: int | None, now: datetime
     ) -> None:
         for chunk in chunks(list(batch_ids)):
@@ -136,3 +136,32 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) {BUCKET_UPSERT}",
             rows,
         )
+
+    async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
+        return await self._latest_batches(keys)  # the transaction excludes every other writer: no row locks
+
+    async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
+        inserted = await self._insert_transfers(rows, now)
+        filed = [r for r in rows if r.transfer_id in inserted]
+        deltas = account_deltas(filed)
+        await self._add_to_accounts(deltas)
+        await self._add_participants(sorted({r.payer_id for r in filed} | {r.payee_id for r in filed}), now)
+        await self._add_to_bucket_totals(deltas, created_batch_ids)
+        return inserted
+
+    async def change_status(
+        self,
+        batch_ids: Sequence[int],
+        from_statuses: Sequence[str | None],
+        to_status: str,
+        owner_matrix_id: int | None,
+        at: datetime,
+        actor: str | None,
+        reason: str | None,
+        matrix_id: int | None,
+    ) -> None:
+        if not batch_ids:
+            return
+        await self._set_status(batch_ids, to_status, owner_matrix_id, at)
+        await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
+                               actor, reason, matrix_id)

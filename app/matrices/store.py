@@ -48,20 +48,23 @@ def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = Non
         m = q.p(matrix.id)
         listed = f"SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {m}"
         return f"(b.owner_matrix_id = {m} OR b.id IN ({listed}))"
-    parts = [
-        f"b.model_id = {q.p(matrix.model_id)}",  # type: ignore[attr-defined]
-        f"b.window_start >= {q.p(start or matrix.period_start)}",
-        f"b.window_start < {q.p(end or matrix.period_end)}",
-    ]
+    return " AND ".join([f"b.window_start >= {q.p(start or matrix.period_start)}",
+                         f"b.window_start < {q.p(end or matrix.period_end)}", *criteria_where(q, matrix, "b")])
+
+
+def criteria_where(q: Sql, matrix: SettlementMatrix, alias: str) -> list[str]:
+    """The conditions of a live matrix's criteria besides its period, on a table with model_id, currency,
+    segment_key and status columns (a batch, or a row of the hourly rollup)."""
+    parts = [f"{alias}.model_id = {q.p(matrix.model_id)}"]  # type: ignore[attr-defined]
     currencies = split_set(matrix.currencies)
     if currencies:
-        parts.append(f"b.currency IN ({q.in_list(currencies)})")
+        parts.append(f"{alias}.currency IN ({q.in_list(currencies)})")
     if matrix.segment_key is not None:
-        parts.append(f"b.segment_key = {q.p(matrix.segment_key)}")
+        parts.append(f"{alias}.segment_key = {q.p(matrix.segment_key)}")
     statuses = split_set(matrix.batch_statuses)
     if statuses:
-        parts.append(f"b.status IN ({q.in_list(statuses)})")
-    return " AND ".join(parts)
+        parts.append(f"{alias}.status IN ({q.in_list(statuses)})")
+    return parts
 
 
 # The condition on the outer `batch` table (as Tortoise names it) for BatchFilter.inAnyMatrix: locked or settled
@@ -125,16 +128,7 @@ class MatrixStore(Store):
     async def rollup_rows(self, matrix: SettlementMatrix, lo: int, hi: int) -> list[dict[str, object]]:
         """Sums of the hourly rollup (app/batches/rollup.py) over whole buckets [lo, hi) of a live matrix."""
         q = self.sql()
-        parts = [f"t.model_id = {q.p(matrix.model_id)}", f"t.bucket >= {q.p(lo)}",  # type: ignore[attr-defined]
-                 f"t.bucket < {q.p(hi)}"]
-        currencies = split_set(matrix.currencies)
-        if currencies:
-            parts.append(f"t.currency IN ({q.in_list(currencies)})")
-        if matrix.segment_key is not None:
-            parts.append(f"t.segment_key = {q.p(matrix.segment_key)}")
-        statuses = split_set(matrix.batch_statuses)
-        if statuses:
-            parts.append(f"t.status IN ({q.in_list(statuses)})")
+        parts = [f"t.bucket >= {q.p(lo)}", f"t.bucket < {q.p(hi)}", *criteria_where(q, matrix, "t")]
         return await self.rows(
             "SELECT t.status AS status, t.participant_id AS participant_id, t.currency AS currency, "
             "SUM(t.debit) AS debit, SUM(t.credit) AS credit, SUM(t.batch_count) AS n, SUM(t.version) AS version "

@@ -16,13 +16,13 @@ from graphql_schema.enums import BatchStatus
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, page_of
 from graphql_schema.scalars import Amount, amount
+from graphql_schema.settlement_models.types import SettlementModel, model_of
 from models.settlement import Batch as BatchRow
 from models.settlement import BatchAccount as AccountRow
 from models.settlement import BatchStatusChange as ChangeRow
 
 if TYPE_CHECKING:
     from graphql_schema.matrices.types import SettlementMatrix
-    from graphql_schema.settlement_models.types import SettlementModel
     from graphql_schema.transfers.types import TransferConnection
 
 
@@ -81,14 +81,10 @@ class BatchStatusChange(StatusChangeFields):
         return SettlementMatrix.of(row) if row else None
 
 
-async def _batch_model(
-    root: Batch, info: Info
-) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
-    from graphql_schema.settlement_models.types import SettlementModel
-
-    row = await info.context.loaders.model.load(root.model_id)
-    assert row is not None
-    return SettlementModel.of(row)
+async def load_batch(info: Info, batch_id: int) -> Batch | None:
+    """The batch with this id, through the request's (or the event's) loader."""
+    row = await info.context.loaders.batch.load(batch_id)
+    return Batch.of(row) if row else None
 
 
 @strawberry.type
@@ -96,8 +92,7 @@ class Batch:
     id: strawberry.ID
     name: str
     sequence: int
-    model: Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")] = strawberry.field(
-        resolver=_batch_model)
+    model: SettlementModel = strawberry.field(resolver=model_of)
     pk: strawberry.Private[int]
     model_id: strawberry.Private[int]
     owner_matrix_id: strawberry.Private[int | None]

@@ -17,12 +17,13 @@ from graphql_schema.enums import BatchStatus, MatrixStatus, MatrixType, TimeUnit
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo
 from graphql_schema.scalars import Amount, amount
+from graphql_schema.settlement_models.types import SettlementModel, model_of
 from models.matrices import Settlement as SettlementRow
 from models.matrices import SettlementMatrix as MatrixRow
 
 if TYPE_CHECKING:
     from graphql_schema.batches.types import Batch, BatchConnection
-    from graphql_schema.settlement_models.types import PeriodInput, SettlementModel
+    from graphql_schema.settlement_models.types import PeriodInput
 
 
 @strawberry.type
@@ -64,21 +65,10 @@ class CurrencyTotal:
     credit: Amount
 
 
-async def _criteria_model(
-    root: MatrixCriteria, info: Info
-) -> Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")]:
-    from graphql_schema.settlement_models.types import SettlementModel
-
-    row = await info.context.loaders.model.load(root.model_id)
-    assert row is not None
-    return SettlementModel.of(row)
-
-
 @strawberry.type
 class MatrixCriteria:
     model_id: strawberry.Private[int]
-    model: Annotated[SettlementModel, strawberry.lazy("graphql_schema.settlement_models.types")] = strawberry.field(
-        resolver=_criteria_model)
+    model: SettlementModel = strawberry.field(resolver=model_of)
 
     @classmethod
     def of(cls, row: MatrixRow) -> MatrixCriteria:
@@ -229,11 +219,11 @@ class SkippedBatch:
 
     @strawberry.field
     async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")]:
-        from graphql_schema.batches.types import Batch
+        from graphql_schema.batches.types import load_batch
 
-        row = await info.context.loaders.batch.load(self.batch_id)
-        assert row is not None
-        return Batch.of(row)
+        batch = await load_batch(info, self.batch_id)
+        assert batch is not None
+        return batch
 
     @classmethod
     def of(cls, skipped: Skipped) -> SkippedBatch:

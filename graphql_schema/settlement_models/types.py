@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -103,6 +103,13 @@ class SettlementModel:
                 batch_count=r["batch_count"],
             ))
         return segments
+
+
+async def model_of(root: Any, info: Info) -> SettlementModel:
+    """The settlement model of a type that carries its `model_id` (a batch, a matrix's criteria)."""
+    row = await info.context.loaders.model.load(root.model_id)
+    assert row is not None
+    return SettlementModel.of(row)
 
 
 @strawberry.type

@@ -43,10 +43,9 @@ class Transfer:
 
     @strawberry.field
     async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")] | None:
-        from graphql_schema.batches.types import Batch
+        from graphql_schema.batches.types import load_batch
 
-        row = await info.context.loaders.batch.load(self.batch_id)
-        return Batch.of(row) if row else None
+        return await load_batch(info, self.batch_id)
 
 
 @strawberry.type
@@ -129,12 +128,9 @@ class TransferResult:
 
     @strawberry.field
     async def batch(self, info: Info) -> Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")] | None:
-        from graphql_schema.batches.types import Batch
+        from graphql_schema.batches.types import load_batch
 
-        if self.batch_id is None:
-            return None
-        row = await info.context.loaders.batch.load(self.batch_id)
-        return Batch.of(row) if row else None
+        return await load_batch(info, self.batch_id) if self.batch_id is not None else None
 
 
 @strawberry.type
