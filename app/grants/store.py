@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from app.batches.store import MODEL_COLUMNS
-from app.db.dialect import POSTGRES, SQLITE, Sql, Store, chunks
+from app.db.dialect import POSTGRES, SQLITE, SQLITE_CHUNK, Sql, Store, chunks
 from app.grants.rules import GrantTerms, SpentChange, Sums
 from models.grants import PreparedTransfer
 
@@ -32,7 +32,8 @@ _SPENT_COLUMNS = ("grant_id, transfer_id, state, currency, interval_index, inter
                   "total_debit, total_receive, actor, recorded_at")
 _MODEL_NULLS = ", ".join(["NULL"] * len(MODEL_COLUMNS.split(",")))
 _TOTAL, _INTERVAL, _RECORDED, _PREPARED = 0, 1, 2, 3  # the scopes of a lookup's rows
-_SUMS_CHUNK = 100  # grants per read of latest sums (SQLite bounds a statement's variables)
+# Grants per read of latest sums: each takes up to three variables and two terms of the compound SELECT.
+_SUMS_CHUNK = SQLITE_CHUNK // 4
 
 
 @dataclass(frozen=True)

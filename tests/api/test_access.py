@@ -7,7 +7,7 @@ import pytest
 import websockets
 
 from models.settlement import AuditEntry, SettlementModel
-from tests.api.transfers import RECORD, transfer
+from tests.support.transfers import RECORD, transfer
 
 CREATE = """mutation { createSettlementModel(input: {name: "HOURLY", batchIntervalSeconds: 3600}) {
   model { name } userErrors { code } } }"""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.grant_api import (
+from tests.support.grants import (
     GRANT,
     abort,
     clock_at,

@@ -3,7 +3,7 @@ preparation, late commits and aborts adjust that period only, boundaries are hal
 interval forms."""
 from __future__ import annotations
 
-from tests.api.grant_api import abort, clock_at, commit, create_grant, grant, prepare, reconcile, ts, value
+from tests.support.grants import abort, clock_at, commit, create_grant, grant, prepare, reconcile, ts, value
 
 DAILY = "R/2026-03-01T00:00:00Z/P1D"
 

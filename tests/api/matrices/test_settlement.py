@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.matrix_steps import (
+from tests.support.matrices import (
     CANCEL,
     CLOSE,
     CREATE_STATIC,
@@ -25,7 +25,7 @@ from tests.api.matrix_steps import (
     net_sum,
     rows,
 )
-from tests.api.transfers import BATCH, record, transfer
+from tests.support.transfers import BATCH, record, transfer
 
 W1 = "2026-03-02T14:05:10+00:00"
 W2 = "2026-03-02T14:06:20+00:00"

@@ -7,7 +7,7 @@ import asyncio
 import random
 from decimal import Decimal
 
-from tests.api.grant_api import ABORT, COMMIT, PREPARE, clock_at, create_grant, grant, reconcile, value
+from tests.support.grants import ABORT, COMMIT, PREPARE, clock_at, create_grant, grant, reconcile, value
 
 
 async def _prepare(gql, transfer_id: str, amount: str, grant_id: str, receive: str | None = None) -> dict:

@@ -13,9 +13,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api.test_subscriptions import CLOSE, DISPUTE, STATUS, Subscriber
-from tests.api.transfers import RECORD, transfer
-from tests.conftest import API_KEYS, POSTGRES_URL, _drop_postgres_database, _fresh_postgres_database, free_port
+from tests.support.client import Subscriber
+from tests.support.server import API_KEYS, POSTGRES_URL, drop_postgres_database, free_port, fresh_postgres_database
+from tests.support.subscriptions import CLOSE, DISPUTE, STATUS
+from tests.support.transfers import RECORD, transfer
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="SETTLEGRAPH_TEST_POSTGRES_URL is not set")
 SETTLEGRAPH = str(Path(sys.executable).with_name("settlegraph"))
@@ -85,11 +86,11 @@ async def listeners(database_url: str) -> int:
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
     assert POSTGRES_URL
-    url, name = await _fresh_postgres_database(POSTGRES_URL)
+    url, name = await fresh_postgres_database(POSTGRES_URL)
     try:
         yield url
     finally:
-        await _drop_postgres_database(POSTGRES_URL, name)
+        await drop_postgres_database(POSTGRES_URL, name)
 
 
 @pytest.fixture

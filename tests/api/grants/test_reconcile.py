@@ -6,7 +6,7 @@ import re
 
 from tortoise import Tortoise
 
-from tests.api.grant_api import abort, clock_at, commit, create_grant, grant, prepare, reconcile, value
+from tests.support.grants import abort, clock_at, commit, create_grant, grant, prepare, reconcile, value
 
 
 async def _issues_metric(gql, kind: str) -> float:

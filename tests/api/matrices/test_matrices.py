@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.matrix_steps import (
+from tests.support.matrices import (
     ADD,
     CREATE,
     CREATE_STATIC,
@@ -17,7 +17,7 @@ from tests.api.matrix_steps import (
     net_sum,
     period,
 )
-from tests.api.transfers import record, transfer
+from tests.support.transfers import record, transfer
 
 T1 = "2026-03-02T14:05:10+00:00"
 T2 = "2026-03-02T14:06:20+00:00"

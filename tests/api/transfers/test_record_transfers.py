@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.api.transfers import BATCH, RECORD, record, transfer
+from tests.support.transfers import BATCH, RECORD, record, transfer
 
 CREATE_MODEL = """
 mutation($i: SettlementModelInput!) {

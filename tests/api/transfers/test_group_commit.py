@@ -16,7 +16,7 @@ from app.auth import Principal, Role
 from app.batches import recording
 from app.batches.transfers import TransferRequest
 from app.db import group_commit
-from tests.api.transfers import BATCH, RECORD, transfer
+from tests.support.transfers import BATCH, RECORD, transfer
 
 CALLS = 40
 
@@ -121,7 +121,7 @@ async def test_large_calls_are_written_alone(gql, size):
 # -- grants: prepareTransfer and commitTransfer share transactions too -----------------------------------
 
 async def test_concurrent_commits_share_transactions_and_answer_each_alone(gql):
-    from tests.api.grant_api import COMMIT, create_grant, grant, prepare, reconcile, value
+    from tests.support.grants import COMMIT, create_grant, grant, prepare, reconcile, value
 
     g = await create_grant(gql, debit="1000.00")
     ids = [f"c-{i}" for i in range(20)]
@@ -180,7 +180,7 @@ async def test_a_group_that_fails_after_writing_is_written_again_one_by_one(gql)
 async def test_prepares_and_commits_over_several_grants_at_once_keep_every_grant_exact(gql):
     """Groups mixing grants, in any arrival order, on both writers at once: every call answered, every grant
     reconciles (on PostgreSQL the groups lock their grants in id order, so they never deadlock)."""
-    from tests.api.grant_api import COMMIT, PREPARE, create_grant, grant, reconcile, value
+    from tests.support.grants import COMMIT, PREPARE, create_grant, grant, reconcile, value
 
     grants = [(await create_grant(gql, payer=f"dfsp-{i}", debit="1000.00"))["id"] for i in range(5)]
 

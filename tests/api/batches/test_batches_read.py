@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from tests.api.transfers import BATCH, record, transfer
+from tests.support.transfers import BATCH, record, transfer
 
 
 async def test_batch_by_id_name_or_transfer(gql):

@@ -4,9 +4,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.api.matrix_steps import ADD, CREATE_STATIC, REMOVE, REQUEST, SETTLE, create_matrix, create_model
-from tests.api.test_subscriptions import Subscriber
-from tests.api.transfers import record, transfer
+from tests.support.client import Subscriber
+from tests.support.matrices import ADD, CREATE_STATIC, REMOVE, REQUEST, SETTLE, create_matrix, create_model
+from tests.support.transfers import record, transfer
 
 LIVE = """subscription($id: ID!) { matrixUpdated(id: $id) {
   id status batchCount checksum byCurrency { currency batchCount debit credit } } }"""

@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from tortoise import Tortoise
 
-from tests.api.transfers import RECORD, transfer
+from tests.support.transfers import RECORD, transfer
 
 BATCH_COUNT = """query($id: ID!) { batch(ref: {id: $id}) { status transferCount } }"""
 CLOSE = """mutation($id: String!) { closeBatch(ref: {transferId: $id}) {
@@ -85,7 +85,7 @@ async def test_a_close_waits_for_the_recorder_in_flight(gql, server):
 
     from app.batches.recording import file_transfers
     from app.batches.transfers import TransferRequest
-    from tests.api.transfers import record
+    from tests.support.transfers import record
 
     await record(gql, transfer("first"))
     request = TransferRequest("in-flight", "dfsp-a", "dfsp-b", "5.00", "USD",
@@ -113,7 +113,7 @@ async def test_a_recorder_waits_for_the_close_in_flight_then_opens_the_next_sequ
     from app.batches.status import Action
     from app.batches.store import BatchStore
     from app.core import clock
-    from tests.api.transfers import record
+    from tests.support.transfers import record
 
     first = await record(gql, transfer("first"))
     batch_id = int(first["results"][0]["batch"]["id"])

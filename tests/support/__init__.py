@@ -1,0 +1,1 @@
+"""Helpers shared by the API tests: server, clients, GraphQL documents and steps (no tests, no fixtures)."""
