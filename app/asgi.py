@@ -5,57 +5,22 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app import settlement_models
-from app.auth import Authenticator
 from app.core import metrics
-from app.core.errors import DomainError
 from app.core.settings import Settings
 from app.db import connection as database
-from app.events.bus import EventBus
 from app.events.codec import bus_for
-from graphql_schema.context import Context
-from graphql_schema.schema import schema
+from app.loopback import LoopbackOnly
+from graphql_schema.view import SettlegraphGraphQL
 
 log = logging.getLogger("settlegraph")
-
-
-class SettlegraphGraphQL(GraphQL):
-    def __init__(self, settings: Settings, bus: EventBus) -> None:
-        super().__init__(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), keep_alive=True,
-                         keep_alive_interval=15)
-        self.settings = settings
-        self.bus = bus
-        self.authenticator = Authenticator(settings)
-
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:  # type: ignore[override]
-        context = Context(settings=self.settings, bus=self.bus, principal=None, request=request, response=response)
-        if isinstance(request, WebSocket):
-            return context  # authenticated by the connection_init payload, in on_ws_connect
-        try:
-            context.principal = self.authenticator.authenticate(request.headers.get("authorization"))
-        except DomainError as exc:
-            context.auth_failure = exc.message
-        return context
-
-    async def on_ws_connect(self, context: Context) -> Any:  # type: ignore[override]
-        params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization")
-        try:
-            context.principal = self.authenticator.authenticate(header if isinstance(header, str) else None)
-        except DomainError as exc:
-            raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from None
-        return {"actor": context.principal.name}
 
 
 def _settle_heap() -> None:
@@ -99,15 +64,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         return Response(body, media_type=content_type)
 
     graphql = SettlegraphGraphQL(settings, bus)
+    # Without credentials every caller is ADMIN: then only local clients are answered (SPEC §10).
+    middleware = [Middleware(LoopbackOnly)] if graphql.authenticator.open_access else []
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", graphql),  # every method: the endpoint answers the ones it does not serve
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
         ],
         lifespan=lifespan,
+        middleware=middleware,
     )
     app.state.settings = settings
     app.state.bus = bus

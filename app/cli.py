@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import os
 import random
@@ -14,17 +13,9 @@ from app import settlement_models
 from app.core import clock, logs
 from app.core.settings import Settings
 from app.db import connection as database
+from app.loopback import is_loopback_name
 
 log = logging.getLogger("settlegraph")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def create_app_from_env():  # type: ignore[no-untyped-def]
@@ -60,7 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                   "(set SETTLEGRAPH_DATABASE_URL=postgres://...)", args.workers)
         return 2
     if not settings.has_credentials:
-        if not _is_loopback(args.host):
+        if not is_loopback_name(args.host):
             log.error("refusing to serve on %s without SETTLEGRAPH_API_KEYS or a JWT key: every caller "
                       "would be ADMIN", args.host)
             return 2

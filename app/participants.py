@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from tortoise.connection import get_connection
 
+from app.db.columns import fits
 from app.db.dialect import Sql, dialect_of
 from app.matrices import ledger
 from models.settlement import Participant
@@ -23,7 +24,8 @@ class Position:
 
 async def positions(participant_ids: Sequence[str] | None) -> dict[str, list[Position]]:
     """Known participants (all, or those asked for) with one position per currency they have moved."""
-    query = Participant.all() if participant_ids is None else Participant.filter(id__in=list(participant_ids))
+    query = Participant.all() if participant_ids is None else Participant.filter(
+        id__in=[p for p in participant_ids if fits(Participant, "id", p)])
     known: list[str] = [str(pid) for pid in await query.values_list("id", flat=True)]
     if not known:
         return {}

@@ -14,6 +14,7 @@ from app.auth import Principal
 from app.batches.keys import SECONDS_PER_DAY
 from app.core import clock, errors, money
 from app.core.errors import DomainError
+from app.db.columns import fits
 from app.db.dialect import POSTGRES, dialect_of
 from models.settlement import SettlementModel, SettlementModelChange
 
@@ -133,7 +134,7 @@ async def set_active(name: str, active: bool, caller: Principal | None) -> Settl
     command = audit.Command(caller, "setSettlementModelActive", name)
 
     async def work(conn: Any) -> SettlementModel:
-        model = await SettlementModel.get_or_none(name=name)
+        model = await SettlementModel.get_or_none(name=name) if fits(SettlementModel, "name", name) else None
         if model is None:
             raise DomainError(errors.NOT_FOUND, f"no settlement model named {name}", ["name"])
         if model.is_active != active:

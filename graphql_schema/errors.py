@@ -10,7 +10,9 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import FieldExtension, SchemaExtension
 from strawberry.permission import BasePermission
+from tortoise.exceptions import ValidationError as TortoiseValidationError
 
+from app.core import errors
 from app.core.errors import DomainError
 
 log = logging.getLogger("settlegraph.graphql")
@@ -62,6 +64,37 @@ def mutation(*, permission_classes: Sequence[type[BasePermission]], under: str |
                                description=description)
 
 
+# What the database refuses of a value the caller sent (a string longer than its column, a NUL character that
+# PostgreSQL cannot store): the caller's input, not a server fault. Their SQLSTATEs: class 22, data exception.
+_REFUSED_VALUES = frozenset({"22001", "22021", "22P05"})
+
+
+def _refused_input(error: BaseException) -> tuple[str, str] | None:
+    """(code, message) when `error` (or what caused it) is the caller's input refused below the domain."""
+    if isinstance(error, RecursionError):
+        return errors.BAD_REQUEST, "the document or its values are nested too deeply"
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, TortoiseValidationError):
+            return errors.VALIDATION, f"a value does not fit: {seen}"
+        if getattr(seen, "sqlstate", None) in _REFUSED_VALUES:
+            return errors.VALIDATION, "a value does not fit its column or holds a character that cannot be stored"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def coded(error: GraphQLError) -> GraphQLError:
+    """A GraphQL error of the document or its values (no exception behind it), given its stable code in place:
+    input that does not coerce (a bad variable value) is VALIDATION, anything else (a syntax error, a document
+    that does not validate) BAD_REQUEST."""
+    extensions = dict(error.extensions or {})
+    if "code" not in extensions:
+        is_input = error.path is not None or error.message.startswith(("Variable '$", "Argument '"))
+        extensions["code"] = errors.VALIDATION if is_input else errors.BAD_REQUEST
+        error.extensions = extensions
+    return error
+
+
 class MaskInternalErrors(SchemaExtension):
     """Unexpected exceptions reach clients as INTERNAL with an id to quote; the stack trace goes to the log.
 
@@ -72,10 +105,10 @@ class MaskInternalErrors(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if result is None or not errors:
+        found = getattr(result, "errors", None)
+        if result is None or not found:
             return
-        result.errors = [self._process(error) for error in errors]
+        result.errors = [self._process(error) for error in found]
 
     def on_stream_result(self, result: Any) -> Iterator[None]:
         # Subscription events reach the client through this hook, not through on_operation.
@@ -90,16 +123,16 @@ class MaskInternalErrors(SchemaExtension):
             return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                                 extensions={"code": original.code})
         if original is None or isinstance(original, GraphQLError):
-            extensions = dict(error.extensions or {})
-            # Input that does not coerce (a bad variable value) is the caller's data; anything else without a
-            # path is a malformed document.
-            is_input = error.path is not None or error.message.startswith(("Variable '$", "Argument '"))
-            extensions.setdefault("code", "VALIDATION" if is_input else "BAD_REQUEST")
             return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
-                                extensions=extensions)
+                                extensions=coded(error).extensions)
         if isinstance(original, ValueError) and error.path is None:
             return GraphQLError(error.message, error.nodes, error.source, error.positions, error.path,
                                 extensions={"code": "VALIDATION"})
+        refused = _refused_input(original)
+        if refused is not None:
+            code, message = refused
+            return GraphQLError(message, error.nodes, error.source, error.positions, error.path,
+                                extensions={"code": code})
         error_id = uuid.uuid4().hex[:12]
         log.error("internal error %s at %s", error_id, error.path, exc_info=original)
         return GraphQLError(

@@ -14,6 +14,7 @@ from app.core import errors
 from app.core.errors import DomainError
 
 MAX_PAGE = 500
+DEFAULT_PAGE = 50
 R = TypeVar("R", bound=Model)
 
 
@@ -41,7 +42,7 @@ def decode_cursor(cursor: str | None) -> int | None:
 
 
 def page_size(first: int | None) -> int:
-    size = 50 if first is None else first
+    size = DEFAULT_PAGE if first is None else first
     if size < 0 or size > MAX_PAGE:
         raise DomainError(errors.VALIDATION, f"first must be between 0 and {MAX_PAGE}", ["first"])
     return size

@@ -34,10 +34,13 @@ def _parse_datetime(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+        raise ValueError(f"{value[:100]!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset: write e.g. 2026-03-02T14:05:00+00:00 or ...Z")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before the first representable UTC moment
+        raise ValueError(f"{value!r} lies outside the supported date range once in UTC") from None
 
 
 SCALAR_MAP: dict[object, Any] = {

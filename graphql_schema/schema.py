@@ -1,11 +1,13 @@
 """The root schema, merged from the domain Query and Mutation types."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import strawberry
 from strawberry.extensions import (
     AddValidationRules,
+    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
@@ -14,9 +16,11 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.core.errors import BAD_REQUEST, DomainError
 from graphql_schema.batches import schema as batches
-from graphql_schema.errors import MaskInternalErrors
+from graphql_schema.errors import MaskInternalErrors, coded
 from graphql_schema.grants import schema as grants
+from graphql_schema.limits import RequestLimits
 from graphql_schema.matrices import schema as matrices
 from graphql_schema.operation_metrics import OperationMetrics
 from graphql_schema.participants import schema as participants
@@ -26,17 +30,31 @@ from graphql_schema.shared_subscriptions import SharedSubscriptions
 from graphql_schema.subscriptions import Subscription
 from graphql_schema.transfers import schema as transfers
 
+log = logging.getLogger("settlegraph.graphql")
+
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query,
                                grants.Query, matrices.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation, grants.Mutation,
                                      matrices.Mutation))
-# Built once: the rule classes are part of the validation cache's key, so a new class per request
-# (QueryDepthLimiter's own factory) would never hit it.
-DEPTH_RULES = QueryDepthLimiter(max_depth=12).validation_rules
+# Bounds on a document's shape (SPEC §11), checked by validation before anything runs. Built once: the rule
+# classes are part of the validation cache's key, so a new class per request would never hit it.
+MAX_DEPTH = 12
+MAX_ALIASES = 100
+SHAPE_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+               *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
 
 class SettlegraphSchema(SharedSubscriptions, strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
-        """Caller mistakes are answered, not logged as server errors; MaskInternalErrors logs the rest."""
+        """Caller mistakes are answered, not logged as server errors; MaskInternalErrors logs the rest. A document
+        refused before execution (it does not parse or validate) never reaches the extensions' operation hook:
+        its errors get their code here, BAD_REQUEST also when a validation rule failed on it."""
+        before_execution = getattr(execution_context, "result", None) is None
+        for error in errors:
+            if error.original_error is None:
+                coded(error)
+            elif before_execution and not isinstance(error.original_error, DomainError):
+                log.info("a document was refused before execution: %s", error.message)
+                error.extensions = {**(error.extensions or {}), "code": BAD_REQUEST}
 
 
 schema = SettlegraphSchema(
@@ -47,7 +65,8 @@ schema = SettlegraphSchema(
     extensions=[
         MaskInternalErrors,
         OperationMetrics,
-        lambda: AddValidationRules(DEPTH_RULES),
+        RequestLimits,
+        lambda: AddValidationRules(SHAPE_RULES),
         lambda: MaxTokensLimiter(max_token_count=400_000),
         # Clients send the same few documents again and again: parse and validate each once.
         lambda: ParserCache(maxsize=256),

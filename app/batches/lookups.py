@@ -10,7 +10,8 @@ from tortoise.queryset import QuerySet
 from app.core import errors
 from app.core.checks import parse_id
 from app.core.errors import DomainError
-from models.settlement import Batch, Transfer
+from app.db.columns import fits
+from models.settlement import Batch, SettlementModel, Transfer
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,14 @@ async def resolve_ref(ref: BatchRef) -> int:
              if value is not None]
     if len(given) != 1:
         raise DomainError(errors.VALIDATION, "give exactly one of id, name or transferId", ["ref"])
+    found: Sequence[object] = []
     if ref.id is not None:
         batch_id = parse_id(ref.id, "ref")
         found = await Batch.filter(id=batch_id).values_list("id", flat=True)
     elif ref.name is not None:
-        found = await Batch.filter(name=ref.name).values_list("id", flat=True)
-    else:
+        if fits(Batch, "name", ref.name):
+            found = await Batch.filter(name=ref.name).values_list("id", flat=True)
+    elif ref.transfer_id is not None and fits(Transfer, "transfer_id", ref.transfer_id):
         found = await Transfer.filter(transfer_id=ref.transfer_id).values_list("batch_id", flat=True)
     if not found:
         raise DomainError(errors.NOT_FOUND, f"no batch for {given[0]} {ref.given}", ["ref", given[0]])
@@ -66,10 +69,10 @@ def filtered(query: QuerySet[Batch], flt: BatchFilter | None) -> QuerySet[Batch]
     """The batches' own columns of a filter (model, currencies, statuses, window)."""
     if flt is None:
         return query
-    if flt.model is not None:
-        query = query.filter(model__name=flt.model)
+    if flt.model is not None:  # a name longer than the column names no model: nothing matches
+        query = query.filter(model__name=flt.model if fits(SettlementModel, "name", flt.model) else "")
     if flt.currencies:
-        query = query.filter(currency__in=list(flt.currencies))
+        query = query.filter(currency__in=[c for c in flt.currencies if fits(Batch, "currency", c)])
     if flt.statuses:
         query = query.filter(status__in=[str(s) for s in flt.statuses])
     if flt.window_from is not None:

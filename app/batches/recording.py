@@ -158,7 +158,9 @@ async def _record(store: BatchStore, calls: Sequence[Sequence[TransferRequest]],
     requests = [r for call in calls for r in call]
     local = [i for call in calls for i in range(len(call))]  # each transfer's index within its call
     # The transfers already stored are looked up with the models, before validation, to save a round trip.
-    model_rows, existing = await store.models_and_transfers([r.transfer_id for r in requests])
+    # (An id with a NUL character was never stored, and PostgreSQL cannot even compare one: validation refuses it.)
+    model_rows, existing = await store.models_and_transfers([r.transfer_id for r in requests
+                                                             if "\x00" not in r.transfer_id])
     models = model_infos(model_rows)
     outcomes: list[Outcome] = [Outcome(r.transfer_id, REJECTED) for r in requests]
     valid: list[Prepared] = []

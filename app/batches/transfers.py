@@ -63,6 +63,8 @@ def _attributes(raw: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
         if not key or len(key) > 64 or len(value) > MAX_ATTRIBUTE_LENGTH:
             raise DomainError(errors.VALIDATION, "attribute keys are 1-64 characters, values at most 256",
                               ["attributes"])
+        if "\x00" in key or "\x00" in value:  # PostgreSQL stores no NUL character (SPEC §11)
+            raise DomainError(errors.VALIDATION, "attribute keys and values may not contain NUL", ["attributes"])
         if key in seen:
             raise DomainError(errors.VALIDATION, f"attribute {key!r} appears twice", ["attributes"])
         seen.add(key)

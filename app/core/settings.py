@@ -5,12 +5,25 @@ import os
 from dataclasses import dataclass, field
 
 DEFAULT_DATABASE_URL = "sqlite://./settlegraph.db"
+DEFAULT_MAX_QUERY_COST = 50_000  # SPEC §11: the static cost above which an operation is refused
 
 
 def _bool(value: str | None, default: bool) -> bool:
     if value is None or value.strip() == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _positive(value: str | None, default: int, name: str) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ValueError(f"{name} must be positive, got {number}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class Settings:
     four_eyes: bool = True
     log_level: str = "INFO"
     open_access: bool = False  # set by `serve` on loopback with no credentials configured
+    max_query_cost: int = DEFAULT_MAX_QUERY_COST
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -50,6 +64,8 @@ class Settings:
             "four_eyes": _bool(env.get("SETTLEGRAPH_FOUR_EYES"), True),
             "log_level": env.get("SETTLEGRAPH_LOG_LEVEL", "INFO"),
             "open_access": _bool(env.get("SETTLEGRAPH_OPEN_ACCESS"), False),
+            "max_query_cost": _positive(env.get("SETTLEGRAPH_MAX_QUERY_COST"), DEFAULT_MAX_QUERY_COST,
+                                        "SETTLEGRAPH_MAX_QUERY_COST"),
         }
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

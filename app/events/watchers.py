@@ -12,6 +12,7 @@ from app.batches.status import StatusChange
 from app.core import errors
 from app.core.checks import parse_id
 from app.core.errors import DomainError
+from app.db.columns import fits
 from app.events.bus import Event, EventBus
 from app.matrices import membership, reports
 from app.matrices.commands import MatrixChanged
@@ -62,7 +63,7 @@ async def batch_status_filter(model: str | None, batch_ids: Sequence[str] | None
     ids = frozenset(parse_id(i, "batchIds") for i in batch_ids or ())
     model_id = None
     if model is not None:
-        found = await SettlementModel.filter(name=model).values("id")
+        found = await SettlementModel.filter(name=model).values("id") if fits(SettlementModel, "name", model) else []
         if not found:
             raise DomainError(errors.UNKNOWN_MODEL, f"no settlement model named {model!r}", ["model"])
         model_id = int(found[0]["id"])

@@ -31,6 +31,7 @@ from app.batches.transfers import TransferRequest, model_infos, prepare
 from app.core import clock, errors, metrics, money
 from app.core.checks import check_reason, parse_id
 from app.core.errors import DomainError
+from app.db.columns import fits
 from app.db.group_commit import Dirty
 from app.grants import rules
 from app.grants.groups import Work, writer
@@ -63,6 +64,8 @@ class Completion:
 
 
 async def find_prepared(transfer_id: str) -> PreparedTransfer | None:
+    if not fits(PreparedTransfer, "transfer_id", transfer_id):
+        return None
     return await PreparedTransfer.get_or_none(transfer_id=transfer_id)
 
 

@@ -24,6 +24,7 @@ from app.batches.store import BatchStore, LockedBatch
 from app.core import clock, errors
 from app.core.checks import check_reason, parse_id
 from app.core.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
+from app.db.columns import fits
 from app.matrices import ledger
 from app.matrices.rules import (
     CriteriaInput,
@@ -62,7 +63,8 @@ async def create_dynamic(spec: CriteriaInput, caller: Principal | None) -> Settl
     command = audit.Command(caller, "createMatrix", spec.model)
 
     async def work(conn: Any) -> SettlementMatrix:
-        model = await SettlementModel.get_or_none(name=spec.model)
+        model = await SettlementModel.get_or_none(name=spec.model) if fits(SettlementModel, "name", spec.model) \
+            else None
         if model is None:
             raise DomainError(errors.NOT_FOUND, f"no settlement model named {spec.model}", ["input", "model"])
         criteria = validate_criteria(model, spec)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import strawberry
 
 from app import settlement_models
+from app.db.columns import fits
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
 from graphql_schema.permissions import IsOperator, IsViewer
@@ -19,7 +20,7 @@ class Query:
 
     @strawberry.field(permission_classes=[IsViewer])
     async def settlement_model(self, name: str) -> SettlementModel | None:
-        row = await ModelRow.get_or_none(name=name)
+        row = await ModelRow.get_or_none(name=name) if fits(ModelRow, "name", name) else None
         return SettlementModel.of(row) if row else None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import strawberry
 
 from app.batches import recording
+from app.db.columns import fits
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
 from graphql_schema.permissions import IsIngest, IsViewer
@@ -15,6 +16,8 @@ from models.settlement import Transfer as TransferRow
 class Query:
     @strawberry.field(permission_classes=[IsViewer])
     async def transfer(self, transfer_id: str) -> Transfer | None:
+        if not fits(TransferRow, "transfer_id", transfer_id):
+            return None
         row = await TransferRow.get_or_none(transfer_id=transfer_id)
         return Transfer.of(row) if row else None
 
