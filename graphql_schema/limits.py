@@ -9,7 +9,10 @@
   (the page already counts them); `__typename` is free, and introspection costs INTROSPECTION_COST. An
   operation above the limit (SETTLEGRAPH_MAX_QUERY_COST) is refused with COST_LIMIT_EXCEEDED and runs nothing;
   every answer carries `extensions.cost` (requested and limit). A page larger than MAX_PAGE is refused too.
-Aliases and depth are bounded by validation rules (graphql_schema/schema.py).
+- Before the document is validated (some of GraphQL's validation rules take time quadratic in the fields of a
+  selection), it may hold at most MAX_ALIASES aliases and MAX_FIELDS fields: thousands of aliased fields are
+  refused in a linear count, not after seconds of validation. Depth is bounded by a validation rule
+  (graphql_schema/schema.py).
 """
 from __future__ import annotations
 
@@ -45,6 +48,8 @@ from app.core import errors
 from app.core.settings import DEFAULT_MAX_QUERY_COST
 from graphql_schema.pagination import DEFAULT_PAGE, MAX_PAGE
 
+MAX_ALIASES = 100
+MAX_FIELDS = 2_000
 LIST_SIZE = 10  # what a list without `first` counts as (a batch's accounts, a matrix's totals, ...)
 INTROSPECTION_COST = 1_000  # a whole introspection query: bounded by the schema, whatever it selects
 INTROSPECTION_FIELDS = frozenset({"__schema", "__type"})
@@ -158,11 +163,40 @@ def cost_of(schema: GraphQLSchema, document: DocumentNode, operation_name: str |
     return _Walk(schema, document, operation, variables or {}).cost if operation is not None else 0
 
 
+def count_fields(document: DocumentNode) -> tuple[int, int]:
+    """(fields, aliases) written in the document, fragments counted once: a linear walk."""
+    fields = aliases = 0
+    stack: list[Any] = [d.selection_set for d in document.definitions if hasattr(d, "selection_set")]
+    while stack:
+        selection_set = stack.pop()
+        if selection_set is None:
+            continue
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                fields += 1
+                aliases += selection.alias is not None
+            stack.append(getattr(selection, "selection_set", None))
+    return fields, aliases
+
+
 class RequestLimits(SchemaExtension):
-    """Refuses, before execution, what SPEC §10/§11 forbid; reports every answered operation's cost."""
+    """Refuses, before validation and before execution, what SPEC §10/§11 forbid; reports every answered
+    operation's cost."""
 
     cost: int | None = None
     limit: int = DEFAULT_MAX_QUERY_COST
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        if document is not None:
+            fields, aliases = count_fields(document)
+            if aliases > MAX_ALIASES:
+                raise refusal(f"the document has {aliases} aliases; at most {MAX_ALIASES} are answered",
+                              errors.BAD_REQUEST)
+            if fields > MAX_FIELDS:
+                raise refusal(f"the document selects {fields} fields; at most {MAX_FIELDS} are answered",
+                              errors.BAD_REQUEST)
+        yield
 
     def on_execute(self) -> Iterator[None]:
         context = self.execution_context

@@ -7,7 +7,6 @@ from typing import Any
 import strawberry
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
@@ -36,12 +35,13 @@ Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.
                                grants.Query, matrices.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation, grants.Mutation,
                                      matrices.Mutation))
-# Bounds on a document's shape (SPEC §11), checked by validation before anything runs. Built once: the rule
-# classes are part of the validation cache's key, so a new class per request would never hit it.
+# The depth of a document (SPEC §11), checked by validation before anything runs (its aliases and fields are
+# counted before validation, graphql_schema/limits.py). Built once: the rule classes are part of the validation
+# cache's key, so a new class per request would never hit it.
 MAX_DEPTH = 12
-MAX_ALIASES = 100
-SHAPE_RULES = [*QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
-               *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules]
+# Parsing costs time in proportion to the document's tokens: large inputs travel as variables, not inline.
+MAX_TOKENS = 5_000
+DEPTH_RULES = QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules
 
 class SettlegraphSchema(SharedSubscriptions, strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
@@ -66,8 +66,8 @@ schema = SettlegraphSchema(
         MaskInternalErrors,
         OperationMetrics,
         RequestLimits,
-        lambda: AddValidationRules(SHAPE_RULES),
-        lambda: MaxTokensLimiter(max_token_count=400_000),
+        lambda: AddValidationRules(DEPTH_RULES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         # Clients send the same few documents again and again: parse and validate each once.
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),

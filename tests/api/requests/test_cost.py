@@ -2,8 +2,6 @@
 nothing; below it the answer carries the cost."""
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from graphql_schema.limits import LIST_SIZE, cost_of
@@ -62,14 +60,11 @@ async def test_an_operation_above_the_limit_is_refused_before_it_runs(gql):
     before = await snapshot()
     pages = " ".join(f"p{i}: batches(first: 500) {{ edges {{ node {{ accounts {{ net }} history {{ at }} }} }} }}"
                      for i in range(90))
-    started = time.perf_counter()
-    body = await gql.raw("{" + pages + "}")
-    elapsed = time.perf_counter() - started
+    body = await gql.raw("{" + pages + "}")  # bench/hostile.py measures how fast such a refusal is
     assert body.get("data") is None
     error = body["errors"][0]
     assert error["extensions"]["code"] == "COST_LIMIT_EXCEEDED"
     assert error["extensions"]["cost"] > error["extensions"]["limit"] == schema_limit()
-    assert elapsed < 5, elapsed  # refused, not run (a generous bound: the point is that it is not 20 s)
     mutation = "mutation {" + " ".join(
         f'm{i}: recordTransfers(transfers: [{{transferId: "c{i}", payerId: "a", payeeId: "b", amount: "1.00", '
         f'currency: "USD", committedAt: "2026-03-02T14:05:00Z"}}]) {{ results {{ batch {{ transfers(first: 500) '
