@@ -26,7 +26,8 @@ import httpx
 
 ADMIN_KEY = "bench-admin"
 FILL = """mutation R($t: [TransferInput!]!) { recordTransfers(transfers: $t) { recorded } }"""
-MODEL = """mutation { createSettlementModel(input: {name: "SECONDS", batchIntervalSeconds: 1}) { userErrors { code } } }"""
+MODEL = """mutation { createSettlementModel(input: {name: "SECONDS", batchIntervalSeconds: 1}) {
+  userErrors { code } } }"""
 
 
 def documents() -> dict[str, bytes]:
@@ -77,7 +78,8 @@ async def main(args: argparse.Namespace) -> None:
                 assert answer is not None
                 errors = answer.json().get("errors") or []
                 code = errors[0].get("extensions", {}).get("code") if errors else "answered"
-                print(f"  {name:36} HTTP {answer.status_code} {code:20} median {statistics.median(times) * 1000:8.1f} ms"
+                median = statistics.median(times) * 1000
+                print(f"  {name:36} HTTP {answer.status_code} {code:20} median {median:8.1f} ms"
                       f"  worst {max(times) * 1000:8.1f} ms")
             healthy = (await http.get("/healthz")).status_code == 200
             print(f"server still up: {'yes' if healthy and server.poll() is None else 'NO'}")
