@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from app import settlement_models
+from app.audit.chain import Sealer
 from app.core import metrics
 from app.core.settings import Settings
 from app.db import connection as database
@@ -34,6 +35,7 @@ def _settle_heap() -> None:
 def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
     bus = bus_for(settings.database_url)
+    sealer = Sealer(settings.audit_seal_seconds)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -42,10 +44,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await database.init(settings.database_url)
         await settlement_models.ensure_default_model()
         await bus.start()
+        sealer.start()
         _settle_heap()
         try:
             yield
         finally:
+            await sealer.stop()
             await bus.stop()
             await database.close()
 

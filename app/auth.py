@@ -23,6 +23,7 @@ class Role(enum.StrEnum):
     SETTLER = "SETTLER"
     INGEST = "INGEST"
     ADMIN = "ADMIN"
+    AUDITOR = "AUDITOR"  # reads everything, the audit log included; mutates nothing
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,32 @@ async def _reconcile_grants(settings: Settings, grant_ids: list[str] | None) -> 
     return 1 if inconsistent else 0
 
 
+def cmd_verify_audit(args: argparse.Namespace) -> int:
+    return asyncio.run(_verify_audit(Settings.from_env(), args.seal))
+
+
+async def _verify_audit(settings: Settings, seal_first: bool) -> int:
+    """SPEC §10: recompute the audit log's hash chain; one JSON line on stdout; exit 1 when an entry breaks it."""
+    import json
+
+    from app.audit import chain
+
+    await database.init(settings.database_url)
+    try:
+        if seal_first:
+            while await chain.seal() is not None:
+                pass
+        found = await chain.verify()
+    finally:
+        await database.close()
+    print(json.dumps({"ok": found.ok, "entriesChecked": found.entries_checked,
+                      "firstBrokenEntryId": found.first_broken_entry_id,
+                      "sealedThroughEntryId": found.sealed_through_entry_id}))
+    if not found.ok:
+        log.error("the audit log's hash chain is broken", extra={"first_broken_entry": found.first_broken_entry_id})
+    return 0 if found.ok else 1
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from graphql_schema.schema import schema
 
@@ -180,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                                help="check grant spent amounts against transfer history (exit 1 on differences)")
     reconcile.add_argument("--grant", action="append", help="a grant id (repeatable); default: every limited grant")
     reconcile.set_defaults(func=cmd_reconcile_grants)
+    verify = sub.add_parser("verify-audit", help="recompute the audit log's hash chain (exit 1 when it is broken)")
+    verify.add_argument("--seal", action="store_true", help="first seal the entries older than the grace period")
+    verify.set_defaults(func=cmd_verify_audit)
     schema = sub.add_parser("schema", help="print the GraphQL schema (SDL)")
     schema.add_argument("-o", "--output", help="write to this file instead of stdout")
     schema.set_defaults(func=cmd_schema)

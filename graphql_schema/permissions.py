@@ -43,3 +43,9 @@ class IsIngest(_RolePermission):
 
 class IsAdmin(_RolePermission):
     role = Role.ADMIN
+
+
+class IsAuditor(_RolePermission):
+    """The audit log: ADMIN and AUDITOR."""
+
+    role = Role.AUDITOR

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from app.core.errors import BAD_REQUEST, DomainError
+from graphql_schema.audit import schema as audit
 from graphql_schema.batches import schema as batches
 from graphql_schema.errors import MaskInternalErrors, coded
 from graphql_schema.grants import schema as grants
@@ -32,7 +33,7 @@ from graphql_schema.transfers import schema as transfers
 log = logging.getLogger("settlegraph.graphql")
 
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query,
-                               grants.Query, matrices.Query))
+                               grants.Query, matrices.Query, audit.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation, grants.Mutation,
                                      matrices.Mutation))
 # The depth of a document (SPEC §11), checked by validation before anything runs (its aliases and fields are

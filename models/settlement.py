@@ -154,3 +154,30 @@ class AuditEntry(Model):
 
     class Meta:
         table = "audit_entry"
+
+
+class AuditSeal(Model):
+    """A seal over the audit entries (first_entry_id .. last_entry_id), in id order (SPEC §10): `hash` is the chain's
+    hash through its last entry, continuing `previous_hash`, the previous seal's. Written by the periodic sealer
+    (app/audit/chain.py), never on a mutation's path."""
+
+    id = fields.BigIntField(primary_key=True)
+    first_entry_id = fields.BigIntField()
+    last_entry_id = fields.BigIntField()
+    entry_count = fields.IntField()
+    previous_hash = fields.CharField(max_length=64)
+    hash = fields.CharField(max_length=64)
+    sealed_at = fields.DatetimeField()
+
+    class Meta:
+        table = "audit_seal"
+
+
+class AuditEntryHash(Model):
+    """The chain's hash through one sealed audit entry: sha256 of the previous entry's hash and the entry."""
+
+    entry_id = fields.BigIntField(primary_key=True, generated=False)
+    hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "audit_entry_hash"

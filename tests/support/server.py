@@ -24,6 +24,7 @@ API_KEYS = {
     "settler2": "k-settler2:SETTLER:sue-settler",
     "viewer": "k-viewer:VIEWER:vera-viewer",
     "ingest": "k-ingest:INGEST:clearing-engine",
+    "auditor": "k-auditor:AUDITOR:ada-auditor",
 }
 POSTGRES_URL = os.environ.get("SETTLEGRAPH_TEST_POSTGRES_URL")
 
