@@ -18,6 +18,7 @@ from app.core import metrics
 from app.core.settings import Settings
 from app.db import connection as database
 from app.events.codec import bus_for
+from app.idempotency import Purger
 from app.loopback import LoopbackOnly
 from graphql_schema.view import SettlegraphGraphQL
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
     settings = settings or Settings.from_env()
     bus = bus_for(settings.database_url)
     sealer = Sealer(settings.audit_seal_seconds)
+    purger = Purger()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -45,10 +47,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await settlement_models.ensure_default_model()
         await bus.start()
         sealer.start()
+        purger.start()
         _settle_heap()
         try:
             yield
         finally:
+            await purger.stop()
             await sealer.stop()
             await bus.stop()
             await database.close()

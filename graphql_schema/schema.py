@@ -20,6 +20,7 @@ from graphql_schema.audit import schema as audit
 from graphql_schema.batches import schema as batches
 from graphql_schema.errors import MaskInternalErrors, coded
 from graphql_schema.grants import schema as grants
+from graphql_schema.idempotency import IdempotencyKeys
 from graphql_schema.limits import RequestLimits
 from graphql_schema.matrices import schema as matrices
 from graphql_schema.operation_metrics import OperationMetrics
@@ -67,6 +68,7 @@ schema = SettlegraphSchema(
         MaskInternalErrors,
         OperationMetrics,
         RequestLimits,
+        IdempotencyKeys,  # after the limits: a refused document claims no key
         lambda: AddValidationRules(DEPTH_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
         # Clients send the same few documents again and again: parse and validate each once.

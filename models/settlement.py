@@ -181,3 +181,21 @@ class AuditEntryHash(Model):
 
     class Meta:
         table = "audit_entry_hash"
+
+
+class IdempotencyKey(Model):
+    """A mutation's idempotency key (SPEC §12): the first answer, kept with a digest of caller, operation and
+    arguments until `expires_at`. `answer` is null while the first call still runs."""
+
+    id = fields.BigIntField(primary_key=True)
+    caller = fields.CharField(max_length=128)
+    key = fields.CharField(max_length=255)
+    operation = fields.CharField(max_length=64)
+    digest = fields.CharField(max_length=64)
+    answer: fields.Field[dict | None] = fields.JSONField(null=True)
+    created_at = fields.DatetimeField()
+    expires_at = fields.DatetimeField(db_index=True)
+
+    class Meta:
+        table = "idempotency_key"
+        unique_together = (("caller", "key"),)

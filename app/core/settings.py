@@ -37,6 +37,7 @@ class Settings:
     log_level: str = "INFO"
     open_access: bool = False  # set by `serve` on loopback with no credentials configured
     max_query_cost: int = DEFAULT_MAX_QUERY_COST
+    idempotency_hours: int = 24  # how long a mutation's first answer is kept for its idempotency key (SPEC §12)
     audit_seal_seconds: int = 10  # how often the audit log is sealed into its hash chain (SPEC §10)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -65,6 +66,8 @@ class Settings:
             "four_eyes": _bool(env.get("SETTLEGRAPH_FOUR_EYES"), True),
             "log_level": env.get("SETTLEGRAPH_LOG_LEVEL", "INFO"),
             "open_access": _bool(env.get("SETTLEGRAPH_OPEN_ACCESS"), False),
+            "idempotency_hours": _positive(env.get("SETTLEGRAPH_IDEMPOTENCY_HOURS"), 24,
+                                           "SETTLEGRAPH_IDEMPOTENCY_HOURS"),
             "audit_seal_seconds": _positive(env.get("SETTLEGRAPH_AUDIT_SEAL_SECONDS"), 10,
                                             "SETTLEGRAPH_AUDIT_SEAL_SECONDS"),
             "max_query_cost": _positive(env.get("SETTLEGRAPH_MAX_QUERY_COST"), DEFAULT_MAX_QUERY_COST,

@@ -8,6 +8,7 @@ from app.batches.status import Action
 from graphql_schema.batches.types import Batch, BatchConnection, BatchFilter, BatchPayload, BatchRef, batch_connection
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
+from graphql_schema.idempotency import IdempotencyKey
 from graphql_schema.permissions import IsOperator, IsViewer
 from models.settlement import Batch as BatchRow
 
@@ -35,13 +36,16 @@ async def _transition(info: Info, ref: BatchRef, action: Action, reason: str | N
 @strawberry.type
 class Mutation:
     @mutation(permission_classes=[IsOperator])
-    async def close_batch(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
+    async def close_batch(self, info: Info, ref: BatchRef, reason: str | None = None,
+                          idempotency_key: IdempotencyKey = None) -> BatchPayload:
         return await _transition(info, ref, Action.CLOSE, reason)
 
     @mutation(permission_classes=[IsOperator])
-    async def dispute_batch(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
+    async def dispute_batch(self, info: Info, ref: BatchRef, reason: str | None = None,
+                            idempotency_key: IdempotencyKey = None) -> BatchPayload:
         return await _transition(info, ref, Action.DISPUTE, reason)
 
     @mutation(permission_classes=[IsOperator])
-    async def resolve_batch_dispute(self, info: Info, ref: BatchRef, reason: str | None = None) -> BatchPayload:
+    async def resolve_batch_dispute(self, info: Info, ref: BatchRef, reason: str | None = None,
+                                    idempotency_key: IdempotencyKey = None) -> BatchPayload:
         return await _transition(info, ref, Action.RESOLVE, reason)

@@ -21,6 +21,7 @@ from graphql_schema.grants.types import (
     PreparedTransferPayload,
     PrepareTransferInput,
 )
+from graphql_schema.idempotency import IdempotencyKey
 from graphql_schema.permissions import IsIngest, IsOperator, IsViewer
 from graphql_schema.scalars import Amount
 
@@ -49,7 +50,7 @@ def _published(info: Info, completion: Completion) -> PreparedTransferPayload:
 @strawberry.type
 class Mutation:
     @mutation(permission_classes=[IsOperator], under="input")
-    async def create_grant(self, info: Info, input: GrantInput) -> GrantPayload:
+    async def create_grant(self, info: Info, input: GrantInput, idempotency_key: IdempotencyKey = None) -> GrantPayload:
         row = await grants.create_grant(input.to_app(), info.context.principal)
         return GrantPayload(grant=Grant.of(row))
 
@@ -74,6 +75,7 @@ class Mutation:
     @mutation(permission_classes=[IsOperator],
               description="Recompute a grant's spent amounts from its transfers and report differences "
                           "(logged and counted in /metrics, never repaired).")
-    async def reconcile_grant(self, info: Info, id: strawberry.ID) -> GrantReconciliationPayload:
+    async def reconcile_grant(self, info: Info, id: strawberry.ID,
+                              idempotency_key: IdempotencyKey = None) -> GrantReconciliationPayload:
         report = await reconciliation.reconcile(id, info.context.principal)
         return GrantReconciliationPayload(reconciliation=GrantReconciliation.of(report))

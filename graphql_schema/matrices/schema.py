@@ -7,6 +7,7 @@ from app.core.checks import parse_id
 from app.matrices import commands, reports
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
+from graphql_schema.idempotency import IdempotencyKey
 from graphql_schema.matrices.types import (
     MatrixConnection,
     MatrixEdge,
@@ -63,45 +64,52 @@ def _payload(info: Info, result: commands.CommandResult) -> MatrixPayload:
 @strawberry.type
 class Mutation:
     @mutation(permission_classes=[IsOperator])
-    async def create_matrix(self, info: Info, input: MatrixInput) -> MatrixPayload:
+    async def create_matrix(self, info: Info, input: MatrixInput,
+                            idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         row = await commands.create_dynamic(input.to_app(), info.context.principal)
         return MatrixPayload(matrix=SettlementMatrix.of(row))
 
     @mutation(permission_classes=[IsOperator])
-    async def create_static_matrix(self, info: Info, batch_ids: list[strawberry.ID]) -> MatrixPayload:
+    async def create_static_matrix(self, info: Info, batch_ids: list[strawberry.ID],
+                                   idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         row = await commands.create_static(batch_ids, info.context.principal)
         return MatrixPayload(matrix=SettlementMatrix.of(row))
 
     @mutation(permission_classes=[IsOperator])
-    async def add_matrix_batches(self, info: Info, id: strawberry.ID, batch_ids: list[strawberry.ID]) -> MatrixPayload:
+    async def add_matrix_batches(self, info: Info, id: strawberry.ID, batch_ids: list[strawberry.ID],
+                                 idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.edit_static(id, batch_ids, True, info.context.principal))
 
     @mutation(permission_classes=[IsOperator])
     async def remove_matrix_batches(
-        self, info: Info, id: strawberry.ID, batch_ids: list[strawberry.ID]
-    ) -> MatrixPayload:
+        self, info: Info, id: strawberry.ID, batch_ids: list[strawberry.ID],
+        idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.edit_static(id, batch_ids, False, info.context.principal))
 
     @mutation(permission_classes=[IsOperator])
-    async def close_matrix(self, info: Info, id: strawberry.ID) -> MatrixPayload:
+    async def close_matrix(self, info: Info, id: strawberry.ID,
+                           idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.close_matrix(id, info.context.principal))
 
     @mutation(permission_classes=[IsOperator])
-    async def dispute_matrix(self, info: Info, id: strawberry.ID, reason: str | None = None) -> MatrixPayload:
+    async def dispute_matrix(self, info: Info, id: strawberry.ID, reason: str | None = None,
+                             idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.dispute_matrix(id, info.context.principal, reason))
 
     @mutation(permission_classes=[IsOperator])
     async def request_settlement(
-        self, info: Info, id: strawberry.ID, expected_checksum: str | None = None
-    ) -> MatrixPayload:
+        self, info: Info, id: strawberry.ID, expected_checksum: str | None = None,
+        idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.request_settlement(id, expected_checksum, info.context.principal))
 
     @mutation(permission_classes=[IsSettler])
-    async def cancel_settlement(self, info: Info, id: strawberry.ID) -> MatrixPayload:
+    async def cancel_settlement(self, info: Info, id: strawberry.ID,
+                                idempotency_key: IdempotencyKey = None) -> MatrixPayload:
         return _payload(info, await commands.cancel_settlement(id, info.context.principal))
 
     @mutation(permission_classes=[IsSettler])
-    async def settle_matrix(self, info: Info, id: strawberry.ID, expected_checksum: str | None = None) -> SettlePayload:
+    async def settle_matrix(self, info: Info, id: strawberry.ID, expected_checksum: str | None = None,
+                            idempotency_key: IdempotencyKey = None) -> SettlePayload:
         result = await commands.settle_matrix(id, expected_checksum, info.context.principal,
                                               info.context.settings.four_eyes)
         info.context.published(result.changes)

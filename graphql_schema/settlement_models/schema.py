@@ -7,6 +7,7 @@ from app import settlement_models
 from app.db.columns import fits
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
+from graphql_schema.idempotency import IdempotencyKey
 from graphql_schema.permissions import IsOperator, IsViewer
 from graphql_schema.settlement_models.types import ModelPayload, SettlementModel, SettlementModelInput
 from models.settlement import SettlementModel as ModelRow
@@ -27,12 +28,14 @@ class Query:
 @strawberry.type
 class Mutation:
     @mutation(permission_classes=[IsOperator], under="input")
-    async def create_settlement_model(self, info: Info, input: SettlementModelInput) -> ModelPayload:
+    async def create_settlement_model(self, info: Info, input: SettlementModelInput,
+                                      idempotency_key: IdempotencyKey = None) -> ModelPayload:
         row = await settlement_models.create_model(info.context.principal, input.name, input.batch_interval_seconds,
                                                    input.currencies, input.segment_by, input.is_default)
         return ModelPayload(model=SettlementModel.of(row))
 
     @mutation(permission_classes=[IsOperator])
-    async def set_settlement_model_active(self, info: Info, name: str, active: bool) -> ModelPayload:
+    async def set_settlement_model_active(self, info: Info, name: str, active: bool,
+                                          idempotency_key: IdempotencyKey = None) -> ModelPayload:
         row = await settlement_models.set_active(name, active, info.context.principal)
         return ModelPayload(model=SettlementModel.of(row))
