@@ -24,12 +24,19 @@ class Role(enum.StrEnum):
     INGEST = "INGEST"
     ADMIN = "ADMIN"
     AUDITOR = "AUDITOR"  # reads everything, the audit log included; mutates nothing
+    PARTICIPANT = "PARTICIPANT"  # a DFSP's own staff: reads its own figures only; mutates nothing
 
 
 @dataclass(frozen=True)
 class Principal:
     name: str
     roles: frozenset[Role]
+    participant_id: str | None = None  # set for a PARTICIPANT: the one participant whose figures it may read
+
+    @property
+    def scope(self) -> str | None:
+        """The participant a PARTICIPANT caller is bound to; None for a caller who reads every participant."""
+        return self.participant_id if Role.PARTICIPANT in self.roles and Role.ADMIN not in self.roles else None
 
     def has(self, role: Role) -> bool:
         """ADMIN holds every role; every authenticated role may read (VIEWER)."""
@@ -37,6 +44,7 @@ class Principal:
 
 
 OPEN_ACCESS_PRINCIPAL = Principal("anonymous-admin", frozenset({Role.ADMIN}))
+PARTICIPANT_CLAIM = "participant"  # the JWT claim that binds a PARTICIPANT token to its participant id
 
 
 def parse_api_keys(spec: str) -> dict[str, Principal]:
@@ -45,15 +53,20 @@ def parse_api_keys(spec: str) -> dict[str, Principal]:
         if not entry:
             continue
         parts = entry.split(":")
-        if len(parts) not in (2, 3) or not parts[0]:
-            raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1} is not key:ROLE[:name]")
+        if len(parts) not in (2, 3, 4) or not parts[0]:
+            raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1} is not key:ROLE[:name] "
+                             "(key:PARTICIPANT:name:participantId)")
         key, role_name = parts[0], parts[1].strip().upper()
         try:
             role = Role(role_name)
         except ValueError:
             raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1}: unknown role {role_name}") from None
-        name = parts[2].strip() if len(parts) == 3 and parts[2].strip() else f"{role.value.lower()}-{index + 1}"
-        keys[key] = Principal(name, frozenset({role}))
+        participant = parts[3].strip() if len(parts) == 4 else None
+        if (role is Role.PARTICIPANT) != bool(participant):
+            raise ValueError(f"SETTLEGRAPH_API_KEYS entry {index + 1}: a participant id goes with role "
+                             "PARTICIPANT, and PARTICIPANT needs one (key:PARTICIPANT:name:participantId)")
+        name = parts[2].strip() if len(parts) >= 3 and parts[2].strip() else f"{role.value.lower()}-{index + 1}"
+        keys[key] = Principal(name, frozenset({role}), participant)
     return keys
 
 
@@ -101,4 +114,9 @@ class Authenticator:
         roles = frozenset(Role(r) for r in raw_roles if r in Role.__members__)
         if not roles:
             raise DomainError(errors.FORBIDDEN, "token carries no settlegraph role")
-        return Principal(str(claims["sub"]), roles)
+        participant = claims.get(PARTICIPANT_CLAIM)
+        if Role.PARTICIPANT in roles:
+            if not isinstance(participant, str) or not participant:
+                raise DomainError(errors.FORBIDDEN, f"a PARTICIPANT token needs a {PARTICIPANT_CLAIM!r} claim")
+            roles = frozenset({Role.PARTICIPANT})  # bound to one participant: no other role widens it
+        return Principal(str(claims["sub"]), roles, participant if Role.PARTICIPANT in roles else None)

@@ -7,6 +7,8 @@ from strawberry.permission import BasePermission
 from strawberry.types import Info
 
 from app.auth import Role
+from app.core import errors
+from app.core.errors import DomainError
 
 
 class _RolePermission(BasePermission):
@@ -49,3 +51,23 @@ class IsAuditor(_RolePermission):
     """The audit log: ADMIN and AUDITOR."""
 
     role = Role.AUDITOR
+
+
+def scope_of(info: Info) -> str | None:
+    """The participant a PARTICIPANT caller is bound to (SPEC §10): what it reads is that participant's own rows;
+    None for every other caller."""
+    principal = info.context.principal
+    return principal.scope if principal is not None else None
+
+
+def sees(info: Info, *participant_ids: str) -> bool:
+    """Whether the caller may see a row of these participants (one of them is its own, or it reads everyone's)."""
+    scope = scope_of(info)
+    return scope is None or scope in participant_ids
+
+
+def withheld(info: Info, what: str) -> None:
+    """Refuse a figure that would reveal other participants' amounts to a PARTICIPANT caller."""
+    if scope_of(info) is not None:
+        raise DomainError(errors.FORBIDDEN, f"{what} are withheld from PARTICIPANT callers: they sum other "
+                          "participants' amounts")

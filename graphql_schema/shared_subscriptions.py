@@ -114,7 +114,7 @@ class SharedSubscriptions:
                 query, variable_values, context_value, root_value, operation_name, operation_extensions,
                 allowed_operation_types)
         key = (query, json.dumps(variable_values or {}, sort_keys=True, default=str), operation_name,
-               tuple(sorted(r.value for r in principal.roles)))
+               tuple(sorted(r.value for r in principal.roles)), principal.scope)  # a participant sees its own
         return self._listen(key, query, variable_values, context_value, operation_name, allowed_operation_types,
                             fields <= SNAPSHOT_FIELDS)
 

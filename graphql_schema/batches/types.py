@@ -15,6 +15,7 @@ from graphql_schema.context import Info
 from graphql_schema.enums import BatchStatus
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo, page_of
+from graphql_schema.permissions import scope_of, sees
 from graphql_schema.scalars import Amount, amount
 from graphql_schema.settlement_models.types import SettlementModel, model_of
 from models.settlement import Batch as BatchRow
@@ -118,7 +119,8 @@ class Batch:
 
     @strawberry.field
     async def accounts(self, info: Info) -> list[BatchAccount]:
-        return [BatchAccount.of(a) for a in await info.context.loaders.accounts.load(self.pk)]
+        return [BatchAccount.of(a) for a in await info.context.loaders.accounts.load(self.pk)
+                if sees(info, a.participant_id)]
 
     @strawberry.field(description="The matrix that locked (or settled) the batch.")
     async def owner_matrix(
@@ -149,7 +151,7 @@ class Batch:
     ) -> Annotated[TransferConnection, strawberry.lazy("graphql_schema.transfers.types")]:
         from graphql_schema.transfers.types import transfer_connection
 
-        return await transfer_connection(self.pk, first, after)
+        return await transfer_connection(self.pk, first, after, scope_of(info))
 
 
 @strawberry.type

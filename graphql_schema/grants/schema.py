@@ -22,7 +22,7 @@ from graphql_schema.grants.types import (
     PrepareTransferInput,
 )
 from graphql_schema.idempotency import IdempotencyKey
-from graphql_schema.permissions import IsIngest, IsOperator, IsViewer
+from graphql_schema.permissions import IsIngest, IsOperator, IsViewer, sees
 from graphql_schema.scalars import Amount
 
 
@@ -32,12 +32,12 @@ class Query:
     async def grant(self, info: Info, id: strawberry.ID) -> Grant | None:
         number = grants.grant_number(id)
         found = await info.context.loaders.grant_spent.load(number) if number is not None else None
-        return Grant.of(found.grant) if found else None
+        return Grant.of(found.grant) if found and sees(info, found.grant.payer_id) else None  # its own grants
 
     @strawberry.field(permission_classes=[IsViewer])
-    async def prepared_transfer(self, transfer_id: str) -> PreparedTransfer | None:
+    async def prepared_transfer(self, info: Info, transfer_id: str) -> PreparedTransfer | None:
         row = await reservations.find_prepared(transfer_id)
-        return PreparedTransfer.of(row) if row else None
+        return PreparedTransfer.of(row) if row and sees(info, row.payer_id, row.payee_id) else None
 
 
 def _published(info: Info, completion: Completion) -> PreparedTransferPayload:

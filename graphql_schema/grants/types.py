@@ -20,6 +20,7 @@ from app.grants.rules import DEBIT, RECEIVE, GrantRequest
 from graphql_schema.common import AttributeInput
 from graphql_schema.context import Info
 from graphql_schema.errors import UserError
+from graphql_schema.permissions import sees
 from graphql_schema.scalars import Amount, amount
 from models.grants import Grant as GrantRow
 from models.grants import GrantSpentAmount as SpentRow
@@ -229,7 +230,7 @@ async def _grant_of(root: PreparedTransfer, info: Info) -> Grant | None:
     if root.grant_pk is None:
         return None
     found = await info.context.loaders.grant_spent.load(root.grant_pk)
-    return Grant.of(found.grant) if found else None
+    return Grant.of(found.grant) if found and sees(info, found.grant.payer_id) else None  # a payee sees no limits
 
 
 async def _transfer_of(

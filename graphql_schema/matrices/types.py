@@ -16,6 +16,7 @@ from graphql_schema.context import Info
 from graphql_schema.enums import BatchStatus, MatrixStatus, MatrixType, TimeUnit
 from graphql_schema.errors import UserError
 from graphql_schema.pagination import PageInfo
+from graphql_schema.permissions import sees, withheld
 from graphql_schema.scalars import Amount, amount
 from graphql_schema.settlement_models.types import SettlementModel, model_of
 from models.matrices import Settlement as SettlementRow
@@ -105,21 +106,28 @@ async def _batches(
     return await batch_connection(info, flt, first, after, query=membership.member_query(root.row))
 
 
+def _visible(info: Info, totals: list[AccountTotal]) -> list[ParticipantTotal]:
+    """Per participant rows: a PARTICIPANT caller's own only (the others are absent, never zeroed)."""
+    return [ParticipantTotal.of(t) for t in totals if sees(info, t.participant_id)]
+
+
 async def _participants(root: SettlementMatrix, info: Info) -> list[ParticipantTotal]:
-    return [ParticipantTotal.of(t) for t in (await _totals(root, info)).participants]
+    return _visible(info, (await _totals(root, info)).participants)
 
 
 async def _settleable(root: SettlementMatrix, info: Info) -> list[ParticipantTotal]:
-    return [ParticipantTotal.of(t) for t in (await _totals(root, info)).settleable]
+    return _visible(info, (await _totals(root, info)).settleable)
 
 
 async def _by_status(root: SettlementMatrix, info: Info) -> list[StatusTotal]:
+    withheld(info, "gross totals by status")
     return [StatusTotal(status=BatchStatus(t.status), currency=t.currency, batch_count=t.batch_count,
                         debit=amount(t.debit, t.currency), credit=amount(t.credit, t.currency))
             for t in (await _totals(root, info)).by_status]
 
 
 async def _by_currency(root: SettlementMatrix, info: Info) -> list[CurrencyTotal]:
+    withheld(info, "gross totals by currency")
     return [CurrencyTotal(currency=t.currency, batch_count=t.batch_count, debit=amount(t.debit, t.currency),
                           credit=amount(t.credit, t.currency))
             for t in (await _totals(root, info)).by_currency]
@@ -186,8 +194,8 @@ class SettlementReport:
     settled_by: str
 
     @strawberry.field
-    async def participants(self) -> list[ParticipantTotal]:
-        return [ParticipantTotal.of(t) for t in await reports.settlement_totals(self.pk)]
+    async def participants(self, info: Info) -> list[ParticipantTotal]:
+        return _visible(info, await reports.settlement_totals(self.pk))
 
     @strawberry.field
     async def batches(self, info: Info) -> list[Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")]]:

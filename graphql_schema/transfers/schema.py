@@ -7,7 +7,7 @@ from app.batches import recording
 from app.db.columns import fits
 from graphql_schema.context import Info
 from graphql_schema.errors import mutation
-from graphql_schema.permissions import IsIngest, IsViewer
+from graphql_schema.permissions import IsIngest, IsViewer, sees
 from graphql_schema.transfers.types import RecordTransfersPayload, Transfer, TransferInput
 from models.settlement import Transfer as TransferRow
 
@@ -15,11 +15,11 @@ from models.settlement import Transfer as TransferRow
 @strawberry.type
 class Query:
     @strawberry.field(permission_classes=[IsViewer])
-    async def transfer(self, transfer_id: str) -> Transfer | None:
+    async def transfer(self, info: Info, transfer_id: str) -> Transfer | None:
         if not fits(TransferRow, "transfer_id", transfer_id):
             return None
         row = await TransferRow.get_or_none(transfer_id=transfer_id)
-        return Transfer.of(row) if row else None
+        return Transfer.of(row) if row and sees(info, row.payer_id, row.payee_id) else None
 
 
 @strawberry.type

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry.types.arguments import InputContext
+from tortoise.expressions import Q
 
 from app.batches.recording import COUNTS, RecordingResult
 from app.batches.transfers import TransferRequest
@@ -61,8 +62,13 @@ class TransferConnection:
     total_count: int
 
 
-async def transfer_connection(batch_id: int, first: int | None, after: str | None) -> TransferConnection:
-    page = await page_of(TransferRow.filter(batch_id=batch_id), first, after)
+async def transfer_connection(batch_id: int, first: int | None, after: str | None,
+                              participant: str | None = None) -> TransferConnection:
+    """A page of the batch's transfers; only those `participant` pays or receives, when given (SPEC §10)."""
+    query = TransferRow.filter(batch_id=batch_id)
+    if participant is not None:
+        query = query.filter(Q(payer_id=participant) | Q(payee_id=participant))
+    page = await page_of(query, first, after)
     return TransferConnection(
         edges=[TransferEdge(node=Transfer.of(row), cursor=cursor) for row, cursor in page.cursors()],
         page_info=page.page_info, total_count=page.total_count,

@@ -25,6 +25,7 @@ API_KEYS = {
     "viewer": "k-viewer:VIEWER:vera-viewer",
     "ingest": "k-ingest:INGEST:clearing-engine",
     "auditor": "k-auditor:AUDITOR:ada-auditor",
+    "participant": "k-participant:PARTICIPANT:pat-participant:dfsp-p",
 }
 POSTGRES_URL = os.environ.get("SETTLEGRAPH_TEST_POSTGRES_URL")
 

@@ -49,3 +49,28 @@ def test_open_access_only_without_credentials():
     assert Authenticator(Settings(open_access=True)).authenticate(None).has(Role.ADMIN)
     with pytest.raises(DomainError):
         Authenticator(Settings(open_access=True, api_keys="a:ADMIN")).authenticate(None)
+
+
+def test_a_participant_key_names_its_participant():
+    keys = parse_api_keys("k1:PARTICIPANT:dfsp-a-staff:dfsp-a, k2:VIEWER:vera")
+    assert keys["k1"].roles == {Role.PARTICIPANT} and keys["k1"].scope == "dfsp-a"
+    assert keys["k2"].scope is None
+    for broken in ("k:PARTICIPANT:name", "k:VIEWER:name:dfsp-a", "k:PARTICIPANT:name:"):
+        with pytest.raises(ValueError, match="participant"):
+            parse_api_keys(broken)
+
+
+def test_a_participant_token_needs_its_claim():
+    import time
+
+    import jwt
+
+    auth = Authenticator(Settings(jwt_secret="s" * 32))
+    good = jwt.encode({"sub": "staff", "roles": ["PARTICIPANT", "ADMIN"], "participant": "dfsp-a",
+                       "exp": int(time.time()) + 60}, "s" * 32, algorithm="HS256")
+    principal = auth.authenticate(f"Bearer {good}")
+    assert principal.roles == {Role.PARTICIPANT} and principal.scope == "dfsp-a"  # no role widens it
+    missing = jwt.encode({"sub": "staff", "roles": ["PARTICIPANT"], "exp": int(time.time()) + 60}, "s" * 32,
+                         algorithm="HS256")
+    with pytest.raises(DomainError, match="participant"):
+        auth.authenticate(f"Bearer {missing}")
