@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -74,6 +75,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
     graphql = SettlegraphGraphQL(settings, bus)
     # Without credentials every caller is ADMIN: then only local clients are answered (SPEC §10).
     middleware = [Middleware(LoopbackOnly)] if graphql.authenticator.open_access else []
+    if settings.cors_origins:  # pages of these origins (another admin frontend) may call the API (RUNNING.md)
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+                                     max_age=600))
     app = Starlette(
         routes=[
             Route("/graphql", graphql),  # every method: the endpoint answers the ones it does not serve

@@ -6,9 +6,11 @@ actor written into change logs, batch history and the audit log.
 """
 from __future__ import annotations
 
+import asyncio
 import enum
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -70,10 +72,39 @@ def parse_api_keys(spec: str) -> dict[str, Principal]:
     return keys
 
 
+# An OIDC provider's keys (SETTLEGRAPH_JWT_JWKS_URL): fetched and cached; a token signed by a key not seen yet makes
+# the set be fetched again (the provider rotated its keys), at most once per JWKS_COOLDOWN seconds; a key the provider
+# no longer publishes is refused from then on (keys are looked up in the current set, never cached one by one).
+JWKS_COOLDOWN = 5.0
+JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
+
+
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keys = parse_api_keys(settings.api_keys)
+        self.jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=False, lifespan=300, timeout=5,
+                                    cooldown_duration=JWKS_COOLDOWN) if settings.jwt_jwks_url else None
+
+    async def identify(self, authorization: str | None) -> Principal:
+        """`authenticate`, with tokens of an OIDC provider checked against its published keys (fetched off the
+        event loop: the first use and a rotation make an HTTP request)."""
+        token = (authorization or "").strip().partition(" ")[2].strip()
+        if self.jwks is None or self.open_access or token.count(".") != 2 or self._api_key(token) is not None:
+            return self.authenticate(authorization)
+        try:
+            signing = await asyncio.to_thread(self.jwks.get_signing_key_from_jwt, token)
+        except jwt.PyJWTError as exc:
+            if self.settings.jwt_secret or self.settings.jwt_public_key:
+                return self.authenticate(authorization)  # not one of the provider's: maybe a local token
+            raise DomainError(errors.UNAUTHENTICATED, f"invalid token: {exc}") from None
+        return self._from_jwt(token, signing.key, JWKS_ALGORITHMS)
+
+    def _api_key(self, token: str) -> Principal | None:
+        for key, principal in self.keys.items():
+            if hmac.compare_digest(key.encode(), token.encode()):
+                return principal
+        return None
 
     @property
     def open_access(self) -> bool:
@@ -89,18 +120,16 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise DomainError(errors.UNAUTHENTICATED, "Authorization must be 'Bearer <key>'")
-        for key, principal in self.keys.items():
-            if hmac.compare_digest(key.encode(), token.encode()):
-                return principal
+        principal = self._api_key(token)
+        if principal is not None:
+            return principal
         if token.count(".") == 2 and (self.settings.jwt_secret or self.settings.jwt_public_key):
-            return self._from_jwt(token)
+            if self.settings.jwt_public_key:
+                return self._from_jwt(token, self.settings.jwt_public_key, ["RS256"])
+            return self._from_jwt(token, self.settings.jwt_secret or "", ["HS256"])
         raise DomainError(errors.UNAUTHENTICATED, "unknown API key or token")
 
-    def _from_jwt(self, token: str) -> Principal:
-        if self.settings.jwt_public_key:
-            key, algorithms = self.settings.jwt_public_key, ["RS256"]
-        else:
-            key, algorithms = self.settings.jwt_secret or "", ["HS256"]
+    def _from_jwt(self, token: str, key: Any, algorithms: list[str]) -> Principal:
         options: jwt.types.Options = {"require": ["exp", "sub"], "verify_aud": self.settings.jwt_audience is not None}
         try:
             claims = jwt.decode(

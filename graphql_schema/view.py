@@ -32,7 +32,7 @@ def error_response(message: str, status: int, code: str = errors.BAD_REQUEST) ->
 class SettlegraphGraphQL(GraphQL):
     def __init__(self, settings: Settings, bus: EventBus) -> None:
         super().__init__(schema, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,), keep_alive=True,
-                         keep_alive_interval=15)
+                         keep_alive_interval=15, allowed_origins=settings.cors_origins)
         self.settings = settings
         self.bus = bus
         self.authenticator = Authenticator(settings)
@@ -72,7 +72,7 @@ class SettlegraphGraphQL(GraphQL):
         if isinstance(request, WebSocket):
             return context  # authenticated by the connection_init payload, in on_ws_connect
         try:
-            context.principal = self.authenticator.authenticate(request.headers.get("authorization"))
+            context.principal = await self.authenticator.identify(request.headers.get("authorization"))
         except DomainError as exc:
             context.auth_failure = exc.message
         return context
@@ -81,7 +81,7 @@ class SettlegraphGraphQL(GraphQL):
         params = context.connection_params or {}
         header = params.get("Authorization") or params.get("authorization")
         try:
-            context.principal = self.authenticator.authenticate(header if isinstance(header, str) else None)
+            context.principal = await self.authenticator.identify(header if isinstance(header, str) else None)
         except DomainError as exc:
             raise ConnectionRejectionError({"code": exc.code, "message": exc.message}) from None
         return {"actor": context.principal.name}

@@ -33,6 +33,8 @@ class Settings:
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None  # an OIDC provider's JWKS: tokens signed by its (rotating) keys
+    cors_origins: tuple[str, ...] = ()  # origins whose pages may call the API from a browser
     four_eyes: bool = True
     log_level: str = "INFO"
     open_access: bool = False  # set by `serve` on loopback with no credentials configured
@@ -47,7 +49,7 @@ class Settings:
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.api_keys.strip() or self.jwt_secret or self.jwt_public_key)
+        return bool(self.api_keys.strip() or self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -63,6 +65,9 @@ class Settings:
             "jwt_secret": env.get("SETTLEGRAPH_JWT_SECRET") or None,
             "jwt_public_key": public_key or None,
             "jwt_audience": env.get("SETTLEGRAPH_JWT_AUDIENCE") or None,
+            "jwt_jwks_url": env.get("SETTLEGRAPH_JWT_JWKS_URL") or None,
+            "cors_origins": tuple(o.strip().rstrip("/") for o in env.get("SETTLEGRAPH_CORS_ORIGINS", "").split(",")
+                                  if o.strip()),
             "four_eyes": _bool(env.get("SETTLEGRAPH_FOUR_EYES"), True),
             "log_level": env.get("SETTLEGRAPH_LOG_LEVEL", "INFO"),
             "open_access": _bool(env.get("SETTLEGRAPH_OPEN_ACCESS"), False),
