@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
     bus = bus_for(settings.database_url)
     sealer = Sealer(settings.audit_seal_seconds)
     purger = Purger()
+    lag = metrics.LoopLag()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,10 +50,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await bus.start()
         sealer.start()
         purger.start()
+        lag.start()
         _settle_heap()
         try:
             yield
         finally:
+            await lag.stop()
             await purger.stop()
             await sealer.stop()
             await bus.stop()

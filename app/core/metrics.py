@@ -1,7 +1,11 @@
 """Prometheus metrics, served as text at /metrics."""
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+import asyncio
+import collections
+import contextlib
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 TRANSFERS = Counter("settlegraph_transfers_total", "Transfers handled by recordTransfers", ["outcome"])
 GRANT_SPENT_AMOUNT_ISSUES = Counter(
@@ -24,6 +28,47 @@ GROUP_FALLBACKS = Counter(
     "settlegraph_group_commit_fallbacks_total",
     "Groups that failed as a whole and were written again one by one, by kind", ["writer"],
 )
+
+
+LOOP_LAG = Gauge(
+    "settlegraph_event_loop_lag_seconds",
+    "How late the event loop ran a periodic tick (every 100 ms), the latest: work that holds the loop delays every "
+    "request of the process")
+LOOP_LAG_MAX = Gauge(
+    "settlegraph_event_loop_lag_max_seconds", "The largest event-loop lag of the last 10 seconds")
+
+
+class LoopLag:
+    """Measures the event loop's lag: a tick that should run every `every` seconds, and how late it runs."""
+
+    def __init__(self, every: float = 0.1, window: float = 10.0) -> None:
+        self.every, self.window = every, window
+        self.task: asyncio.Task[None] | None = None
+        self.largest = 0.0  # over the process's life (benchmarks read it)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="settlegraph-loop-lag")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        recent: collections.deque[tuple[float, float]] = collections.deque()
+        while True:
+            expected = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            now = loop.time()
+            lag = max(0.0, now - expected)
+            recent.append((now, lag))
+            while recent and recent[0][0] < now - self.window:
+                recent.popleft()
+            self.largest = max(self.largest, lag)
+            LOOP_LAG.set(lag)
+            LOOP_LAG_MAX.set(max(item[1] for item in recent))
 
 
 def exposition() -> tuple[bytes, str]:

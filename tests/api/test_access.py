@@ -80,6 +80,21 @@ async def test_health_endpoints_and_metrics(server, gql):
     assert metrics.status_code == 200 and "settlegraph" in metrics.text
 
 
+async def test_the_event_loop_lag_is_measured(server, gql):
+    """A tick every 100 ms; its lateness at /metrics. A stretch of blocking work in the server shows in it."""
+    import asyncio
+    import re
+    import time
+
+    await asyncio.sleep(0.3)  # a tick or two first
+    time.sleep(0.25)  # noqa: ASYNC251 - holds the server's loop on purpose: this test runs on it
+    await asyncio.sleep(0.2)
+    text = (await gql.http.get("/metrics")).text
+    latest = float(re.search(r"^settlegraph_event_loop_lag_seconds (\S+)$", text, re.M).group(1))
+    largest = float(re.search(r"^settlegraph_event_loop_lag_max_seconds (\S+)$", text, re.M).group(1))
+    assert latest >= 0 and largest >= 0.15, (latest, largest)
+
+
 async def test_internal_errors_are_masked(gql, server):
     body = await gql.raw("""{ batches(after: "not-a-cursor") { totalCount } }""")
     assert body["errors"][0]["extensions"]["code"] == "VALIDATION"
