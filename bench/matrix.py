@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -219,6 +220,10 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
     print(f"  requestSettlement      {ms(t1 - t0)}  (close + lock 86,400 batches, freeze the set)")
     print(f"  settleMatrix           {ms(t2 - t1)}  (settle 86,400 batches, journal, report)  ({load()})")
     print(f"  both                   {ms(t2 - t0)}")
+    await asyncio.sleep(0.5)  # the events are published after the answers: let the lag of that show too
+    lag = re.search(r"^settlegraph_event_loop_lag_max_seconds (\S+)$", (await http.get("/metrics")).text, re.M)
+    if lag:
+        print(f"  largest event-loop lag of the server's last 10 s: {float(lag.group(1)) * 1000:.0f} ms")
     state = await conn.fetchrow(
         "SELECT count(*) FILTER (WHERE status = 'SETTLED') AS settled, count(*) AS batches FROM batch "
         "WHERE model_id = $1", model_id)
