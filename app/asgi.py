@@ -14,12 +14,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from app import settlement_models
-from app.audit.chain import Sealer
+from app.audit.chain import seal_all
 from app.core import metrics
+from app.core.periodic import Periodic
 from app.core.settings import Settings
 from app.db import connection as database
 from app.events.codec import bus_for
-from app.idempotency import Purger
+from app.idempotency import purge_expired
 from app.loopback import LoopbackOnly
 from graphql_schema.view import SettlegraphGraphQL
 
@@ -37,9 +38,10 @@ def _settle_heap() -> None:
 def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
     bus = bus_for(settings.database_url)
-    sealer = Sealer(settings.audit_seal_seconds)
-    purger = Purger()
     lag = metrics.LoopLag()
+    background = [Periodic("audit-sealer", settings.audit_seal_seconds, seal_all),
+                  Periodic("idempotency-purger", 60.0, purge_expired),
+                  Periodic("loop-lag", lag.every, lag.tick)]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -48,16 +50,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await database.init(settings.database_url)
         await settlement_models.ensure_default_model()
         await bus.start()
-        sealer.start()
-        purger.start()
-        lag.start()
+        for task in background:
+            task.start()
         _settle_heap()
         try:
             yield
         finally:
-            await lag.stop()
-            await purger.stop()
-            await sealer.stop()
+            for task in background:
+                await task.stop()
             await bus.stop()
             await database.close()
 

@@ -11,7 +11,6 @@ A call that failed without an answer (an internal error) releases its key, so a 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -95,29 +94,10 @@ async def purge(limit: int = 1_000) -> int:
     return len(expired)
 
 
-class Purger:
-    """Purges expired keys every `every` seconds, in small batches, beside the requests (never in their path)."""
-
-    def __init__(self, every: float = 60.0) -> None:
-        self.every = every
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="settlegraph-idempotency-purger")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                for _ in range(100):  # at most 100,000 a round; the rest in the next
-                    if await purge() < 1_000:
-                        break
-                    await asyncio.sleep(0)  # let requests through between batches
-            except Exception:
-                log.exception("purging expired idempotency keys failed")
+async def purge_expired() -> None:
+    """The background purger's round (app/core/periodic.py): expired keys in batches of 1,000, letting requests
+    through between batches; at most 100,000 a round, the rest in the next."""
+    for _ in range(100):
+        if await purge() < 1_000:
+            return
+        await asyncio.sleep(0)

@@ -11,8 +11,6 @@ inserted or reordered; `settlegraph verify-audit` runs it and exits 1 on a break
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -127,27 +125,8 @@ def _broken_seal(seals: list[AuditSeal], stored_hash: dict[int, str]) -> int | N
     return None
 
 
-class Sealer:
-    """Seals the audit log every `every` seconds in the background of a server process."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self.task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="settlegraph-audit-sealer")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                while await seal() is not None:  # catch up, a seal of at most MAX_SEAL entries at a time
-                    pass
-            except Exception:  # the next round tries again; entries wait unsealed meanwhile, nothing is lost
-                log.exception("sealing the audit log failed")
+async def seal_all() -> None:
+    """Seal every entry that is due, a seal of at most MAX_SEAL entries at a time (the background sealer's round:
+    app/core/periodic.py; entries wait unsealed meanwhile, nothing is lost)."""
+    while await seal() is not None:
+        pass

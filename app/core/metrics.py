@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
@@ -39,36 +38,23 @@ LOOP_LAG_MAX = Gauge(
 
 
 class LoopLag:
-    """Measures the event loop's lag: a tick that should run every `every` seconds, and how late it runs."""
+    """The event loop's lag: run every `every` seconds (app/core/periodic.py), a tick measures how late it runs."""
 
     def __init__(self, every: float = 0.1, window: float = 10.0) -> None:
         self.every, self.window = every, window
-        self.task: asyncio.Task[None] | None = None
-        self.largest = 0.0  # over the process's life (benchmarks read it)
+        self.last: float | None = None
+        self.recent: collections.deque[tuple[float, float]] = collections.deque()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name="settlegraph-loop-lag")
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        recent: collections.deque[tuple[float, float]] = collections.deque()
-        while True:
-            expected = loop.time() + self.every
-            await asyncio.sleep(self.every)
-            now = loop.time()
-            lag = max(0.0, now - expected)
-            recent.append((now, lag))
-            while recent and recent[0][0] < now - self.window:
-                recent.popleft()
-            self.largest = max(self.largest, lag)
+    async def tick(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self.last is not None:
+            lag = max(0.0, now - self.last - self.every)
+            self.recent.append((now, lag))
+            while self.recent and self.recent[0][0] < now - self.window:
+                self.recent.popleft()
             LOOP_LAG.set(lag)
-            LOOP_LAG_MAX.set(max(item[1] for item in recent))
+            LOOP_LAG_MAX.set(max(item[1] for item in self.recent))
+        self.last = now
 
 
 def exposition() -> tuple[bytes, str]:
