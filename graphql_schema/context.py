@@ -1,7 +1,6 @@
 """The typed per-request context: who is calling, fresh loaders, settings, the event bus."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -41,8 +40,8 @@ class Context:
     def actor(self) -> str:
         return self.principal.name if self.principal else "anonymous"
 
-    # Publishing runs on the event loop's next turn, in call order: the caller's answer is not held up by it
-    # (a settle of 86,400 batches publishes for a third of a second), and it still follows the commit.
+    # Publishing runs on later turns of the event loop, in call order and in slices (app/events/bus.py): the
+    # caller's answer is not held up by it, it still follows the commit, and it never holds the loop for long.
     def published(self, changes: Sequence[StatusChange] = (), filed: Iterable[int] = (),
                   matrix_id: int | None = None) -> None:
         """Publish what a committed command changed: batch status changes, transfers filed into batches, a
@@ -53,8 +52,7 @@ class Context:
             events.append(totals)
         if matrix_id is not None:
             events.append(MatrixChanged(matrix_id))
-        if events:
-            asyncio.get_running_loop().call_soon(self.bus.publish, events)
+        self.bus.publish_committed(events)
 
 
 Info: TypeAlias = strawberry.Info[Context, None]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 100  # events (or results) a subscriber may fall behind before it is dropped
+PUBLISH_SLICE = 2_000  # events published in one turn of the event loop (a day's settlement changes 86,400 batches)
 Event = Any  # a domain's event: StatusChange, TransfersFiled, MatrixChanged, or the bus's own Resync
 
 
@@ -104,6 +106,8 @@ class EventBus:
     queue_size: int = DEFAULT_QUEUE_SIZE
     subscribers: set[Subscription] = field(default_factory=set)
     stats: BusStats = field(default_factory=BusStats)
+    _later: deque[list[Event]] = field(default_factory=deque, init=False, repr=False)
+    _publisher: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -126,6 +130,24 @@ class EventBus:
         self.subscribers.discard(sub)
 
     # -- publishing (after commit) --------------------------------------------------------------
+    def publish_committed(self, events: list[Event]) -> None:
+        """Publish the events of a committed change on later turns of the event loop, in call order, a slice at a
+        time: the caller's answer is not held up, and a change of 86,400 batches never holds the loop (every
+        event is still published, in order)."""
+        if not events:
+            return
+        self._later.append(events)
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.get_running_loop().create_task(self._publish_later(),
+                                                                    name="settlegraph-publish")
+
+    async def _publish_later(self) -> None:
+        while self._later:
+            events = self._later.popleft()
+            for start in range(0, len(events), PUBLISH_SLICE):
+                await asyncio.sleep(0)  # let requests (and the answer of the change itself) through first
+                self.publish(events[start:start + PUBLISH_SLICE])
+
     def publish(self, events: Iterable[Event]) -> None:
         batch = list(events)
         if batch:
