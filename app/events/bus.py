@@ -136,6 +136,10 @@ class EventBus:
         event is still published, in order)."""
         if not events:
             return
+        idle = not self._later and (self._publisher is None or self._publisher.done())
+        if idle and len(events) <= PUBLISH_SLICE:  # the common case: one turn, no task (call order is kept)
+            asyncio.get_running_loop().call_soon(self.publish, events)
+            return
         self._later.append(events)
         if self._publisher is None or self._publisher.done():
             self._publisher = asyncio.get_running_loop().create_task(self._publish_later(),
