@@ -61,16 +61,17 @@ async def post_settlement(settlement_id: int, matrix_id: int, totals: Sequence[A
     return posted
 
 
-async def settlement_balances(participant_ids: Sequence[str]) -> dict[tuple[str, str], int]:
-    """(participant, currency) -> SETTLEMENT account balance (credits - debits)."""
-    if not participant_ids:
+async def settlement_balances(participant_ids: Sequence[str] | None) -> dict[tuple[str, str], int]:
+    """(participant, currency) -> SETTLEMENT account balance (credits - debits), of these participants or (None)
+    of all."""
+    if participant_ids is not None and not participant_ids:
         return {}
     conn = get_connection("default")
     q = Sql(dialect_of(conn))
+    chosen = "" if participant_ids is None else f"AND participant_id IN ({q.in_list(participant_ids)}) "
     rows = await conn.execute_query_dict(
         "SELECT participant_id, currency, SUM(credit) - SUM(debit) AS balance FROM journal_line "
-        f"WHERE account = {q.p(Account.SETTLEMENT.value)} AND participant_id IN ({q.in_list(participant_ids)}) "
-        "GROUP BY participant_id, currency",
+        f"WHERE account = {q.p(Account.SETTLEMENT.value)} {chosen}GROUP BY participant_id, currency",
         q.values,
     )
     return {(r["participant_id"], r["currency"]): int(r["balance"]) for r in rows}

@@ -7,7 +7,7 @@ from app.batches.rollup import AccountTotal
 from app.batches.status import BatchStatus
 from app.matrices import totals as live_totals
 from app.matrices.totals import MatrixTotals
-from models.matrices import Settlement, SettlementMatrix, SettlementTotal
+from models.matrices import SettlementMatrix, SettlementTotal
 from models.settlement import Batch
 
 
@@ -17,10 +17,6 @@ async def get(matrix_id: int) -> SettlementMatrix | None:
 
 async def totals(matrix: SettlementMatrix) -> MatrixTotals:
     return await live_totals.totals(get_connection("default"), matrix)
-
-
-async def settlement_of(matrix_id: int) -> Settlement | None:
-    return await Settlement.get_or_none(matrix_id=matrix_id)
 
 
 async def settlement_totals(settlement_id: int) -> list[AccountTotal]:
