@@ -9,6 +9,10 @@ measures:
   in the same run the baselines: the same rows filed by plain asyncpg with the same SQL (the statements of
   app/batches/store_postgres.PostgresBatchStore over a raw asyncpg connection, no GraphQL, same concurrency), and the
   whole recording core (app/batches/recording.file_transfers over raw asyncpg: validation + the same SQL);
+  and the lean path: the same rows into minimal tables of its own (schema `lean`: batch, transfer, account; one
+  transaction a call: batch get-or-create, unnest insert of the transfers, per-(batch, participant) account
+  upserts; no fingerprints, attributes, rollup, history, audit), the bar the API is held to (issue 14);
+* storage: after VACUUM ANALYZE, bytes per transfer of settlegraph's tables against the lean tables;
 * single: single-transfer recordTransfers calls from 32 concurrent clients, each on a kept-alive connection
   of its own (bench/harness.Connection, a minimal HTTP/1.1 client: ~0.1 ms of CPU a call here against ~1 ms
   for httpx, which `--http-client httpx` measures with); calls/s and p50/p95/p99;
@@ -36,6 +40,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -106,6 +111,12 @@ def make_rows(count: int, participants: int, spread: float, seed: int) -> list[R
         rows.append(Row(payer, payee, f"{rng.randint(1, 2_000_000) / 100:.2f}", CURRENCIES[i % 2],
                         MODELS[(i // 2) % 2][0], rng.random() * spread))
     return rows
+
+
+def transfer_id(prefix: str, number: int) -> str:
+    """A UUID, as the hub's transfer ids are (their length decides much of a transfer's storage), unique per phase
+    prefix and number."""
+    return str(uuid.UUID(int=(int.from_bytes(prefix.encode(), "big") << 64) | number))
 
 
 def as_input(row: Row, transfer_id: str, sent: datetime) -> dict[str, Any]:
@@ -284,7 +295,7 @@ async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients
     async def one_call(http: httpx.AsyncClient, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
-        inputs = [as_input(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
+        inputs = [as_input(row, transfer_id(prefix, number * per_call + i), sent) for i, row in enumerate(chunk)]
         check_payload(await gql(http, RECORD, {"transfers": inputs}, INGEST_KEY, keep_alive), len(chunk))
         run.items += len(chunk)
 
@@ -326,7 +337,7 @@ async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: in
     async def one_call(_: None, number: int) -> None:
         chunk = rows[number * per_call:(number + 1) * per_call]
         sent = datetime.now(UTC)
-        requests = [as_request(row, f"{prefix}-{number * per_call + i:07d}", sent) for i, row in enumerate(chunk)]
+        requests = [as_request(row, transfer_id(prefix, number * per_call + i), sent) for i, row in enumerate(chunk)]
         async with pool.acquire() as conn, conn.transaction():
             raw = RawConnection(conn)
             if core:
@@ -352,6 +363,93 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[tran
         p.row.batch_id = targets[p.key]
     rows = [p.row for p in prepared]
     return len(await store.file_rows(rows, now, result.created_batch_ids))
+
+
+# -- the lean path: its own minimal tables (issue 14) -----------------------------------------------------
+
+LEAN_SCHEMA = """
+CREATE SCHEMA lean;
+CREATE TABLE lean.batch (
+    id bigserial PRIMARY KEY, model text NOT NULL, currency char(3) NOT NULL, window_start timestamptz NOT NULL,
+    UNIQUE (model, currency, window_start));
+CREATE TABLE lean.transfer (
+    transfer_id text PRIMARY KEY, batch_id bigint NOT NULL REFERENCES lean.batch, payer text NOT NULL,
+    payee text NOT NULL, amount bigint NOT NULL, committed_at timestamptz NOT NULL);
+CREATE TABLE lean.account (
+    batch_id bigint NOT NULL REFERENCES lean.batch, participant_id text NOT NULL, debit bigint NOT NULL,
+    credit bigint NOT NULL, transfer_count int NOT NULL, PRIMARY KEY (batch_id, participant_id));
+"""
+# One transaction a call: get-or-create the batches, insert the transfers with unnest (a repeated id is
+# skipped), upsert the (batch, participant) accounts from the transfers actually inserted.
+# Two statements: a batch another call created meanwhile is visible only to a statement started after it committed.
+LEAN_NEW_BATCHES = """
+INSERT INTO lean.batch (model, currency, window_start)
+SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::timestamptz[]) ORDER BY 1, 2, 3 ON CONFLICT DO NOTHING"""
+LEAN_BATCHES = """
+SELECT b.id, b.model, b.currency, b.window_start FROM lean.batch b
+JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::timestamptz[])) AS k(model, currency, ws)
+  ON b.model = k.model AND b.currency = k.currency AND b.window_start = k.ws"""
+LEAN_FILE = """
+WITH filed AS (
+    INSERT INTO lean.transfer (transfer_id, batch_id, payer, payee, amount, committed_at)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[])
+    ON CONFLICT (transfer_id) DO NOTHING RETURNING batch_id, payer, payee, amount),
+legs AS (SELECT batch_id, payer AS participant_id, amount AS debit, 0::bigint AS credit FROM filed
+         UNION ALL SELECT batch_id, payee, 0::bigint, amount FROM filed)
+INSERT INTO lean.account (batch_id, participant_id, debit, credit, transfer_count)
+SELECT batch_id, participant_id, sum(debit), sum(credit), count(*) FROM legs GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (batch_id, participant_id) DO UPDATE SET debit = account.debit + excluded.debit,
+    credit = account.credit + excluded.credit, transfer_count = account.transfer_count + excluded.transfer_count"""
+MODEL_SECONDS = dict(MODELS)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def window_of(committed_at: datetime, seconds: int) -> datetime:
+    elapsed = (committed_at - EPOCH) // timedelta(seconds=1)
+    return EPOCH + timedelta(seconds=elapsed - elapsed % seconds)
+
+
+async def lean_path(pool: asyncpg.Pool, rows: Sequence[Row], per_call: int, clients: int, prefix: str) -> Run:
+    """The same rows filed into the lean tables over plain asyncpg: no fingerprints, attributes, rollup, history,
+    audit, participants or idempotency keys; what the hub's filing needs at the least."""
+    run = Run("lean path (asyncpg)")
+    calls = (len(rows) + per_call - 1) // per_call
+
+    async def one_call(_: None, number: int) -> None:
+        chunk = rows[number * per_call:(number + 1) * per_call]
+        sent = datetime.now(UTC)
+        committed = [sent - timedelta(seconds=row.lag) for row in chunk]
+        windows = [window_of(at, MODEL_SECONDS[row.model]) for row, at in zip(chunk, committed, strict=True)]
+        async with pool.acquire() as conn, conn.transaction():
+            keys = ([r.model for r in chunk], [r.currency for r in chunk], windows)
+            await conn.execute(LEAN_NEW_BATCHES, *keys)
+            found = await conn.fetch(LEAN_BATCHES, *keys)
+            batch_of = {(b["model"], b["currency"], b["window_start"]): b["id"] for b in found}
+            await conn.execute(
+                LEAN_FILE, [transfer_id(prefix, number * per_call + i) for i in range(len(chunk))],
+                [batch_of[(r.model, r.currency, w)] for r, w in zip(chunk, windows, strict=True)],
+                [r.payer for r in chunk], [r.payee for r in chunk],
+                [int(r.amount.replace(".", "")) for r in chunk], committed)  # two decimals: minor units
+        run.items += len(chunk)
+
+    await drive(None, calls, clients, one_call, run)
+    return run
+
+
+async def bytes_per_transfer(pool: asyncpg.Pool) -> tuple[float, float, dict[str, int]]:
+    """After VACUUM ANALYZE: (settlegraph's tables, the lean tables) in bytes per stored transfer, and the size
+    of each of settlegraph's tables (heap, indexes and TOAST)."""
+    async with pool.acquire() as conn:
+        await conn.execute("VACUUM ANALYZE")
+        sizes = {r["name"]: r["size"] for r in await conn.fetch(
+            "SELECT n.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid) AS size FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+            "AND n.nspname IN ('public', 'lean') ORDER BY size DESC")}
+        stored = await conn.fetchval("SELECT count(*) FROM transfer")
+        lean = await conn.fetchval("SELECT count(*) FROM lean.transfer")
+    ours = sum(size for name, size in sizes.items() if name.startswith("public."))
+    theirs = sum(size for name, size in sizes.items() if name.startswith("lean."))
+    return ours / max(stored, 1), theirs / max(lean, 1), {n: s for n, s in sizes.items() if n.startswith("public.")}
 
 
 async def connect_one_by_one(base_url: str, count: int, kind: str) -> list[Any]:
@@ -401,7 +499,7 @@ async def single_api(clients: Sequence[Any], rows: Sequence[Row], seconds: float
             row = rows[number % len(rows)]
             started = time.perf_counter()
             try:
-                transfer = as_input(row, f"{prefix}-{number:07d}", datetime.now(UTC))
+                transfer = as_input(row, transfer_id(prefix, number), datetime.now(UTC))
                 check_payload(await gql_any(http, RECORD, {"transfers": [transfer]}, INGEST_KEY), 1)
             except Exception as exc:
                 run.failures.append(f"call {number}: {type(exc).__name__}: {exc}"[:300])
@@ -486,6 +584,8 @@ async def main(args: argparse.Namespace) -> int:
         async with http_client(base_url) as http:
             await wait_ready(base_url, server, args.workers)
             await create_models(http)
+            async with pool.acquire() as conn:
+                await conn.execute(LEAN_SCHEMA)
             rows = make_rows(args.transfers, args.participants, args.spread, args.seed)
             expected = 0
 
@@ -517,6 +617,12 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"  {base.name:22} {base.rate:9,.0f} transfers/s  ({base.seconds:.1f} s)  "
                           f"per call: {base.latency_line()}")
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
+                if not args.skip_lean:
+                    lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
+                    failures += lean.failures
+                    print(f"  {lean.name:22} {lean.rate:9,.0f} transfers/s  ({lean.seconds:.1f} s)  "
+                          f"per call: {lean.latency_line()}")
+                    print(f"  ratio API / {lean.name}: {api.rate / lean.rate:.2f}  (target >= 0.70; {load()})")
 
             if not args.skip_single:
                 callers = await connect_one_by_one(base_url, args.single_clients, args.http_client)
@@ -536,6 +642,12 @@ async def main(args: argparse.Namespace) -> int:
                 await close_all(callers)
 
         failures += await verify(pool, expected)
+        if not args.skip_lean and not args.skip_batched:
+            ours, lean_bytes, tables = await bytes_per_transfer(pool)
+            print(f"\nstorage after VACUUM ANALYZE: settlegraph {ours:,.0f} bytes/transfer, lean path "
+                  f"{lean_bytes:,.0f} bytes/transfer, ratio {ours / lean_bytes:.2f} (target <= 1.50)")
+            print("  largest tables: " + ", ".join(f"{name.removeprefix('public.')} {mib(size)}"
+                                                   for name, size in list(tables.items())[:6]))
     finally:
         profiler.stop()
         await pool.close()
@@ -579,6 +691,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="single: the callers' HTTP client, a minimal keep-alive one (default) or httpx")
     parser.add_argument("--skip-batched", action="store_true")
     parser.add_argument("--skip-single", action="store_true")
+    parser.add_argument("--skip-lean", action="store_true", help="batched: without the lean path and storage figures")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the database (default: dropped)")
     parser.add_argument("--profile-dir", help="py-spy record the server per phase into DIR/<phase>.txt")

@@ -103,8 +103,6 @@ class Transfer(Model):
     batch: fields.ForeignKeyRelation[Batch] = fields.ForeignKeyField(
         "settlement.Batch", related_name="transfers", on_delete=fields.RESTRICT
     )
-    # sha256 of the transfer's content: same id + same fingerprint is a duplicate, else a conflict.
-    fingerprint = fields.CharField(max_length=64)
     recorded_at = fields.DatetimeField()
 
     class Meta:

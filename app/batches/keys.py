@@ -5,8 +5,6 @@ start is committedAt floored to the model's interval, epoch aligned, UTC.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,33 +77,3 @@ def batch_name(
         stamp += start.strftime(".%S")
     parts = [model_name, currency, *(value for _, value in values), stamp, f"{sequence:03d}"]
     return ".".join(parts)
-
-
-# json.dumps(..., separators=(",", ":")) builds this encoder on every call; the output is the same.
-_CANONICAL_JSON = json.JSONEncoder(separators=(",", ":"))
-
-
-def fingerprint(
-    payer_id: str,
-    payee_id: str,
-    amount_minor: int,
-    currency: str,
-    committed_at: datetime,
-    model_name: str,
-    attributes: Sequence[tuple[str, str]],
-    refund_of: str | None,
-) -> str:
-    """A digest of a transfer's content: equal digests make a retry a DUPLICATE, else a conflict."""
-    canonical = _CANONICAL_JSON.encode(
-        [
-            payer_id,
-            payee_id,
-            amount_minor,
-            currency,
-            committed_at.astimezone(UTC).isoformat(),
-            model_name,
-            sorted(attributes),
-            refund_of,
-        ],
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()

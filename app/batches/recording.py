@@ -20,7 +20,7 @@ from app.batches import keys
 from app.batches.keys import BatchKey
 from app.batches.lifecycle import apply
 from app.batches.status import Action, BatchStatus, StatusChange
-from app.batches.store import BatchStore, NewBatch
+from app.batches.store import BatchStore, NewBatch, StoredTransfer
 from app.batches.transfers import Prepared, TransferRequest, model_infos, prepare
 from app.core import clock, errors, metrics
 from app.core.errors import DomainError
@@ -173,7 +173,7 @@ async def _record(store: BatchStore, calls: Sequence[Sequence[TransferRequest]],
             continue
         earlier = first_seen.get(prepared.row.transfer_id)
         if earlier is not None:  # the same id twice in one call (or group): settled against the first
-            if earlier.row.fingerprint == prepared.row.fingerprint:
+            if earlier.row.content() == prepared.row.content():
                 outcomes[index].outcome = DUPLICATE
             else:
                 outcomes[index].error = _conflict(prepared.row.transfer_id, local[index])
@@ -188,7 +188,7 @@ async def _record(store: BatchStore, calls: Sequence[Sequence[TransferRequest]],
     return _split(result, [len(call) for call in calls])
 
 
-async def _file(store: BatchStore, valid: list[Prepared], existing: dict[str, tuple[str, int]], actor: str,
+async def _file(store: BatchStore, valid: list[Prepared], existing: dict[str, StoredTransfer], actor: str,
                 now: datetime, result: RecordingResult, local: list[int]) -> None:
     outcomes = result.outcomes
     fresh = [p for p in valid if not _settle_existing(p, existing, outcomes, local)]
@@ -248,15 +248,14 @@ def _conflict(transfer_id: str, index: int) -> DomainError:
                        ["transfers", str(index), "transferId"])
 
 
-def _settle_existing(p: Prepared, existing: dict[str, tuple[str, int]], outcomes: list[Outcome],
+def _settle_existing(p: Prepared, existing: dict[str, StoredTransfer], outcomes: list[Outcome],
                      local: list[int]) -> bool:
     found = existing.get(p.row.transfer_id)
     if found is None:
         return False
-    fingerprint, batch_id = found
-    if fingerprint == p.row.fingerprint:
+    if found.content == p.row.content():
         outcomes[p.index].outcome = DUPLICATE
-        outcomes[p.index].batch_id = batch_id
+        outcomes[p.index].batch_id = found.batch_id
     else:
         outcomes[p.index].error = _conflict(p.row.transfer_id, local[p.index])
     return True
@@ -276,7 +275,7 @@ async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared])
     if not refunds:
         return {}
     originals = await store.existing_transfers([p.row.refund_of for p in refunds if p.row.refund_of])
-    candidate_batches = {batch_id for _, batch_id in originals.values()}
+    candidate_batches = {original.batch_id for original in originals.values()}
     if not candidate_batches:
         return {}
     locked = await store.lock_batches(sorted(candidate_batches), exclusive=True)
@@ -285,7 +284,7 @@ async def _disputed_refund_targets(store: BatchStore, fresh: Sequence[Prepared])
         original = originals.get(p.row.refund_of or "")
         if original is None:
             continue
-        batch = locked.get(original[1])
+        batch = locked.get(original.batch_id)
         if batch is not None and batch.status == BatchStatus.IN_DISPUTE:
             targets[p.index] = batch.id
     return targets

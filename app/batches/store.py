@@ -44,7 +44,38 @@ class NewTransfer:
     attributes: list[tuple[str, str]]
     refund_of: str | None
     batch_id: int
-    fingerprint: str
+
+    def content(self) -> TransferContent:
+        return (self.payer_id, self.payee_id, self.amount, self.currency, self.committed_at, self.model_id,
+                tuple(sorted(self.attributes)), self.refund_of)
+
+
+# What decides whether a transfer id sent again is a DUPLICATE (same content) or a TRANSFER_CONFLICT: its content,
+# compared field by field with the stored row. No digest of it is stored: a sha256 in hex cost 65 bytes a transfer,
+# a sixth of its storage, to save reading a few columns of the (rare) ids that were sent before.
+TransferContent = tuple[str, str, int, str, datetime, int, tuple[tuple[str, str], ...], str | None]
+# The columns of a stored transfer's content, in TransferContent's order, then its batch.
+STORED_COLUMNS = "payer_id, payee_id, amount, currency, committed_at, model_id, attributes, refund_of, batch_id"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTransfer:
+    content: TransferContent
+    batch_id: int
+
+
+def stored_transfer(row: dict[str, Any]) -> StoredTransfer:
+    """A transfer row (STORED_COLUMNS) as read by either dialect: attributes are JSON text, and SQLite gives the
+    time as ISO text."""
+    committed_at = row["committed_at"]
+    if isinstance(committed_at, str):
+        committed_at = datetime.fromisoformat(committed_at)
+    attributes = row["attributes"]
+    if isinstance(attributes, str):
+        attributes = json.loads(attributes)
+    pairs = tuple(sorted((a["key"], a["value"]) for a in attributes or ()))
+    return StoredTransfer((row["payer_id"], row["payee_id"], int(row["amount"]), row["currency"], committed_at,
+                           int(row["model_id"]), pairs, row["refund_of"]), int(row["batch_id"]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +125,8 @@ class BatchStore(Store):
     BUCKET: str = ""
 
     # -- implemented per dialect -------------------------------------------------------------
-    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """The stored (fingerprint, batch id) of these transfer ids."""
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, StoredTransfer]:
+        """The stored content and batch of these transfer ids."""
         raise NotImplementedError
 
     async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
@@ -147,8 +178,8 @@ class BatchStore(Store):
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
     async def models_and_transfers(
         self, transfer_ids: Sequence[str]
-    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
-        """The settlement_model rows, and the stored (fingerprint, batch id) of these transfer ids."""
+    ) -> tuple[list[dict[str, Any]], dict[str, StoredTransfer]]:
+        """The settlement_model rows, and the stored content and batch of these transfer ids."""
         return await self.rows(MODELS_SQL), await self.existing_transfers(transfer_ids)
 
     async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:

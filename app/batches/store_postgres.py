@@ -1,6 +1,7 @@
 """BatchStore on PostgreSQL: set-based statements over arrays (unnest, = ANY) and row locks in id order."""
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
@@ -8,19 +9,30 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
-from app.batches.store import MODEL_COLUMNS, BatchStore, LockedBatch, NewTransfer, attributes_json
+from app.batches.store import (
+    MODEL_COLUMNS,
+    STORED_COLUMNS,
+    BatchStore,
+    LockedBatch,
+    NewTransfer,
+    StoredTransfer,
+    attributes_json,
+    stored_transfer,
+)
 from app.db.dialect import POSTGRES
+
+STORED_JSON = ", ".join(f"'{c}', {c}" for c in STORED_COLUMNS.split(", "))
 
 
 class PostgresBatchStore(BatchStore, dialect=POSTGRES):
     BUCKET = f"(EXTRACT(EPOCH FROM b.window_start)::bigint / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
 
-    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, StoredTransfer]:
         rows = await self.rows(
-            "SELECT transfer_id, fingerprint, batch_id FROM transfer WHERE transfer_id = ANY($1::text[])",
+            f"SELECT transfer_id, {STORED_COLUMNS} FROM transfer WHERE transfer_id = ANY($1::text[])",
             [list(transfer_ids)],
         )
-        return {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows}
+        return {r["transfer_id"]: stored_transfer(r) for r in rows}
 
     async def latest_batches_locked(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
         # latest_batches and lock_batches in one statement: rows are locked in id order (the locking sits
@@ -49,17 +61,18 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
 
     async def models_and_transfers(
         self, transfer_ids: Sequence[str]
-    ) -> tuple[list[dict[str, Any]], dict[str, tuple[str, int]]]:
-        # One round trip: the model rows, then the stored transfers (rows with a transfer_id).
+    ) -> tuple[list[dict[str, Any]], dict[str, StoredTransfer]]:
+        # One round trip: the model rows, then the stored transfers (rows with a transfer_id; `stored` holds
+        # their columns as one JSON object, so that the two kinds of row share one shape).
         rows = await self.rows(
-            f"SELECT {MODEL_COLUMNS}, NULL::text AS transfer_id, NULL::text AS fingerprint, "
-            "NULL::bigint AS batch_id FROM settlement_model UNION ALL "
-            "SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, transfer_id, fingerprint, batch_id FROM transfer "
-            "WHERE transfer_id = ANY($1::text[])",
+            f"SELECT {MODEL_COLUMNS}, NULL::text AS transfer_id, NULL::json AS stored FROM settlement_model "
+            "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, transfer_id, "
+            f"json_build_object({STORED_JSON}) FROM transfer WHERE transfer_id = ANY($1::text[])",
             [list(transfer_ids)],
         )
         models = [r for r in rows if r["transfer_id"] is None]
-        existing = {r["transfer_id"]: (r["fingerprint"], r["batch_id"]) for r in rows if r["transfer_id"] is not None}
+        existing = {r["transfer_id"]: stored_transfer(json.loads(r["stored"])) for r in rows
+                    if r["transfer_id"] is not None}
         return models, existing
 
     async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:
@@ -71,13 +84,13 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         ordered = sorted(rows, key=lambda r: r.transfer_id)
         inserted = await self.rows(
             "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
-            "committed_at, model_id, attributes, refund_of, batch_id, fingerprint, recorded_at) "
+            "committed_at, model_id, attributes, refund_of, batch_id, recorded_at) "
             "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
-            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, t.fingerprint, $12::timestamptz "
+            "t.model_id, t.attributes::jsonb, t.refund_of, t.batch_id, $11::timestamptz "
             "FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], "
-            "$7::int[], $8::text[], $9::text[], $10::bigint[], $11::text[]) "
+            "$7::int[], $8::text[], $9::text[], $10::bigint[]) "
             "AS t(transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, attributes, "
-            "refund_of, batch_id, fingerprint) "
+            "refund_of, batch_id) "
             "ON CONFLICT (transfer_id) DO NOTHING "
             "RETURNING transfer_id, batch_id, payer_id, payee_id, amount, currency), "
             "legs AS (SELECT batch_id, payer_id AS participant_id, currency, amount AS debit, 0::bigint AS credit "
@@ -90,12 +103,12 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
             "  debit = batch_account.debit + EXCLUDED.debit, credit = batch_account.credit + EXCLUDED.credit, "
             "  transfer_count = batch_account.transfer_count + EXCLUDED.transfer_count), "
             "participants AS (INSERT INTO participant (id, created_at) "
-            "  SELECT DISTINCT participant_id, $12::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING), "
+            "  SELECT DISTINCT participant_id, $11::timestamptz FROM legs ORDER BY 1 ON CONFLICT (id) DO NOTHING), "
             f"buckets AS (INSERT INTO batch_bucket_total ({BUCKET_KEY}, debit, credit, batch_count, version) "
             f"  SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, d.participant_id, "
             "  sum(d.debit)::bigint, sum(d.credit)::bigint, sum(d.n)::int, 1 "
             "  FROM (SELECT batch_id, participant_id, debit, credit, 0 AS n FROM legs UNION ALL "
-            "        SELECT c, '', 0, 0, 1 FROM unnest($13::bigint[]) AS c) AS d JOIN batch b ON b.id = d.batch_id "
+            "        SELECT c, '', 0, 0, 1 FROM unnest($12::bigint[]) AS c) AS d JOIN batch b ON b.id = d.batch_id "
             f"  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}) "
             "SELECT transfer_id FROM ins",
             [
@@ -103,7 +116,7 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
                 [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
                 [r.committed_at for r in ordered], [r.model_id for r in ordered],
                 [attributes_json(r.attributes) for r in ordered], [r.refund_of for r in ordered],
-                [r.batch_id for r in ordered], [r.fingerprint for r in ordered], now, list(created_batch_ids),
+                [r.batch_id for r in ordered], now, list(created_batch_ids),
             ],
         )
         return {r["transfer_id"] for r in inserted}

@@ -9,21 +9,31 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
-from app.batches.store import AccountDelta, BatchStore, LockedBatch, NewTransfer, account_deltas, attributes_json
+from app.batches.store import (
+    STORED_COLUMNS,
+    AccountDelta,
+    BatchStore,
+    LockedBatch,
+    NewTransfer,
+    StoredTransfer,
+    account_deltas,
+    attributes_json,
+    stored_transfer,
+)
 from app.db.dialect import SQLITE, chunks
 
 
 class SqliteBatchStore(BatchStore, dialect=SQLITE):
     BUCKET = f"(CAST(strftime('%s', b.window_start) AS INTEGER) / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
 
-    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
+    async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, StoredTransfer]:
+        found: dict[str, StoredTransfer] = {}
         for chunk in chunks(list(transfer_ids)):
             marks = ",".join("?" * len(chunk))
             for r in await self.rows(
-                f"SELECT transfer_id, fingerprint, batch_id FROM transfer WHERE transfer_id IN ({marks})", chunk
+                f"SELECT transfer_id, {STORED_COLUMNS} FROM transfer WHERE transfer_id IN ({marks})", chunk
             ):
-                found[r["transfer_id"]] = (r["fingerprint"], r["batch_id"])
+                found[r["transfer_id"]] = stored_transfer(r)
         return found
 
     async def _latest_batches(self, keys: Sequence[BatchKey]) -> dict[BatchKey, LockedBatch]:
@@ -54,9 +64,9 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
         # Existing ids were filtered out under the same (exclusive) transaction: every row goes in.
         await self.execute_many(
             "INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, committed_at, model_id, "
-            "attributes, refund_of, batch_id, fingerprint, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            "attributes, refund_of, batch_id, recorded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             [[r.transfer_id, r.payer_id, r.payee_id, r.amount, r.currency, r.committed_at, r.model_id,
-              attributes_json(r.attributes), r.refund_of, r.batch_id, r.fingerprint, now] for r in rows],
+              attributes_json(r.attributes), r.refund_of, r.batch_id, now] for r in rows],
         )
         return {r.transfer_id for r in rows}
 

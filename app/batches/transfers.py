@@ -113,8 +113,6 @@ def prepare(request: TransferRequest, index: int, models: dict[str, ModelInfo], 
         attributes=attributes,
         refund_of=request.refund_of,
         batch_id=0,
-        fingerprint=keys.fingerprint(request.payer_id, request.payee_id, amount, request.currency,
-                                         committed_at, model.name, attributes, request.refund_of),
     )
     new_batch = NewBatch(key, segment, keys.window_end(start, model.interval), model.name, model.interval)
     return Prepared(index, row, key, new_batch)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, Info, generate_latest
 
 TRANSFERS = Counter("settlegraph_transfers_total", "Transfers handled by recordTransfers", ["outcome"])
 GRANT_SPENT_AMOUNT_ISSUES = Counter(
@@ -57,5 +58,10 @@ class LoopLag:
         self.last = now
 
 
+# With --workers N each worker answers /metrics with its own figures: this names the one that answered.
+PROCESS = Info("settlegraph_process", "The process that answered this scrape (one of the server's workers)")
+
+
 def exposition() -> tuple[bytes, str]:
+    PROCESS.info({"pid": str(os.getpid())})
     return generate_latest(), CONTENT_TYPE_LATEST

@@ -83,6 +83,7 @@ async def test_health_endpoints_and_metrics(server, gql):
 async def test_the_event_loop_lag_is_measured(server, gql):
     """A tick every 100 ms; its lateness at /metrics. A stretch of blocking work in the server shows in it."""
     import asyncio
+    import os
     import re
     import time
 
@@ -93,6 +94,7 @@ async def test_the_event_loop_lag_is_measured(server, gql):
     latest = float(re.search(r"^settlegraph_event_loop_lag_seconds (\S+)$", text, re.M).group(1))
     largest = float(re.search(r"^settlegraph_event_loop_lag_max_seconds (\S+)$", text, re.M).group(1))
     assert latest >= 0 and largest >= 0.15, (latest, largest)
+    assert re.search(rf'^settlegraph_process_info\{{pid="{os.getpid()}"\}} 1\.0$', text, re.M)  # this process
 
 
 async def test_internal_errors_are_masked(gql, server):

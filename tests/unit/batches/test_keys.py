@@ -34,9 +34,3 @@ def test_segment_values_follow_the_model_order_and_are_required():
     with pytest.raises(DomainError):
         batching.segment_values(["a"], {"a": "has.dot"})
 
-
-def test_fingerprint_ignores_attribute_order_but_not_content():
-    t = datetime(2026, 3, 2, 14, 5, tzinfo=UTC)
-    one = batching.fingerprint("a", "b", 100, "USD", t, "DEFAULT", [("x", "1"), ("y", "2")], None)
-    assert one == batching.fingerprint("a", "b", 100, "USD", t, "DEFAULT", [("y", "2"), ("x", "1")], None)
-    assert one != batching.fingerprint("a", "b", 101, "USD", t, "DEFAULT", [("x", "1"), ("y", "2")], None)
