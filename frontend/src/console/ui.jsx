@@ -62,7 +62,8 @@ export function useThrottled(fn, ms) {
 }
 
 export function when(iso) {
-  return iso ? iso.replace('T', ' ').replace(/\+00:00$|Z$/, ' UTC') : '';
+  // Whole seconds, UTC: the API answers in UTC; fractions only clutter a table.
+  return iso ? iso.replace('T', ' ').replace(/\.\d+/, '').replace(/\+00:00$|Z$/, ' UTC') : '';
 }
 
 /** A datetime-local value (read as UTC) as the API's DateTime, or null when empty. */
