@@ -17,7 +17,7 @@ export async function request(query, variables = {}, credential = storedCredenti
     response = await fetch('/graphql', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json',
-                 Authorization: authorization(credential) },
+                 ...(credential ? { Authorization: authorization(credential) } : {}) },
       body: JSON.stringify({ query, variables }),
     });
   } catch (err) {
@@ -48,7 +48,7 @@ function socketFor(credential) {
     lazy: true,
     lazyCloseTimeout: 2000,
     retryAttempts: Infinity, // a restarted server is joined again
-    connectionParams: () => ({ Authorization: authorization(socketCredential) }),
+    connectionParams: () => (socketCredential ? { Authorization: authorization(socketCredential) } : {}),
   });
   return socket;
 }

@@ -65,7 +65,7 @@ function SignIn({ onSignedIn, notice }) {
 
 function App() {
   const [viewer, setViewer] = useState(null);
-  const [checking, setChecking] = useState(Boolean(storedCredential()));
+  const [checking, setChecking] = useState(true);
   const [notice, setNotice] = useState(null);
   const [route, setRoute] = useState(currentRoute());
 
@@ -76,12 +76,14 @@ function App() {
   }, []);
 
   useEffect(() => {
-    if (!storedCredential()) return;
-    request(VIEWER)
+    // With a key kept from earlier in this tab, carry on; without one, a server in its zero set-up mode (no
+    // credentials configured, loopback only) answers anyway, as ADMIN, and no sign-in is needed.
+    const kept = storedCredential();
+    request(VIEWER, {}, kept)
       .then((data) => setViewer(data.viewer))
       .catch((err) => {
         storeCredential('');
-        setNotice(`Signed out: ${err.message}`);
+        if (kept) setNotice(`Signed out: ${err.message}`);
       })
       .finally(() => setChecking(false));
   }, []);
