@@ -49,3 +49,16 @@ async def test_graphiql_refuses_a_wrong_key_in_its_sign_in(server, gql, browser)
         await status.get_by_text("refused").wait_for(timeout=5_000)
         assert "UNAUTHENTICATED" in await status.inner_text()
         tab.assert_clean()
+
+
+async def test_graphiql_takes_the_key_from_its_header_editor_too(server, gql, browser):
+    async with browser.tab(server.base_url) as tab:
+        await tab.open("/graphql")
+        await tab.page.get_by_role("button", name="Headers").click()
+        await tab.page.evaluate(
+            "(h) => document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')"
+            ".CodeMirror.setValue(h)", '{"Authorization": "Bearer ' + key_of("auditor") + '"}')
+        await set_query(tab, "{ viewer { name } }")
+        await run(tab)
+        await tab.page.locator(".result-window").get_by_text('"ada-auditor"').wait_for(timeout=10_000)
+        tab.assert_clean()
