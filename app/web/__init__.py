@@ -6,7 +6,6 @@ the build reproduces the committed files.
 """
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 from starlette.requests import Request
@@ -18,8 +17,8 @@ from starlette.types import Scope
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-@cache
 def page(name: str) -> str:
+    # Read on each request (a few hundred bytes): a rebuild under a running server names new asset files.
     path = STATIC / f"{name}.html"
     if not path.exists():
         return (f"<!doctype html><title>settlegraph</title><p>The {name} page has not been built: run "

@@ -55,9 +55,10 @@ async def test_graphiql_takes_the_key_from_its_header_editor_too(server, gql, br
     async with browser.tab(server.base_url) as tab:
         await tab.open("/graphql")
         await tab.page.get_by_role("button", name="Headers").click()
-        await tab.page.evaluate(
-            "(h) => document.querySelector('.graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror')"
-            ".CodeMirror.setValue(h)", '{"Authorization": "Bearer ' + key_of("auditor") + '"}')
+        headers = ".graphiql-editor-tool .graphiql-editor:not(.hidden) .CodeMirror"
+        await tab.page.wait_for_selector(headers)
+        await tab.page.evaluate("([selector, value]) => document.querySelector(selector).CodeMirror.setValue(value)",
+                                [headers, '{"Authorization": "Bearer ' + key_of("auditor") + '"}'])
         await set_query(tab, "{ viewer { name } }")
         await run(tab)
         await tab.page.locator(".result-window").get_by_text('"ada-auditor"').wait_for(timeout=10_000)

@@ -1,5 +1,6 @@
 // The console speaks only the public GraphQL API: POST /graphql, and graphql-transport-ws for live updates,
 // with the signed-in caller's key or token.
+import { useEffect, useState } from 'react';
 import { createClient } from 'graphql-ws';
 import { authorization, storedCredential, websocketUrl } from '../credentials.js';
 
@@ -49,8 +50,32 @@ function socketFor(credential) {
     lazyCloseTimeout: 2000,
     retryAttempts: Infinity, // a restarted server is joined again
     connectionParams: () => (socketCredential ? { Authorization: authorization(socketCredential) } : {}),
+    on: {
+      connected: () => announce('live'),
+      closed: (event) => announce(`not live: ${event?.reason || 'connection closed'}`),
+      error: () => announce('not live: the server cannot be reached'),
+    },
   });
   return socket;
+}
+
+// The WebSocket's state, shown beside live pages: an operator must know when updates stop arriving.
+let connection = 'connecting';
+const listeners = new Set();
+
+function announce(state) {
+  connection = state;
+  for (const listener of listeners) listener(state);
+}
+
+export function useConnection() {
+  const [state, setState] = useState(connection);
+  useEffect(() => {
+    listeners.add(setState);
+    setState(connection);
+    return () => listeners.delete(setState);
+  }, []);
+  return state;
 }
 
 export function closeSocket() {
@@ -66,7 +91,9 @@ export function subscribe(query, variables, onEvent, onError = () => {}) {
     {
       next: (result) => (result.errors?.length ? onError(new ApiError(result.errors[0].message,
         result.errors[0].extensions?.code)) : onEvent(result.data)),
-      error: (err) => onError(err instanceof Error ? err : new ApiError(err?.reason || 'subscription closed')),
+      error: (err) => onError(err instanceof Error ? err
+        : Array.isArray(err) ? new ApiError(err[0]?.message, err[0]?.extensions?.code) // refused by the server
+          : new ApiError(err?.reason || 'the live connection closed', 'CLOSED')),
       complete: () => {},
     },
   );

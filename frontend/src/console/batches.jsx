@@ -1,7 +1,7 @@
 // The batch board: filtered pages of batches with counts per status, live by batchStatusChanged; a batch's
 // accounts, history and transfers; close / dispute / resolve with a reason; a static matrix from selected batches.
 import { useEffect, useState } from 'react';
-import { request, subscribe } from './api.js';
+import { request, subscribe, useConnection } from './api.js';
 import { may } from './roles.js';
 import { Amount, ErrorLine, Problems, useAction, useThrottled, utcInput, when } from './ui.jsx';
 
@@ -66,6 +66,10 @@ function filterOf(form) {
 }
 
 export function BatchesPage({ viewer, arg }) {
+  return arg ? <BatchDetail id={arg} viewer={viewer} /> : <Board viewer={viewer} />;
+}
+
+function Board({ viewer }) {
   const [models, setModels] = useState([]);
   const [form, setForm] = useState({ model: '', currency: '', status: '', windowFrom: '', windowTo: '' });
   const [applied, setApplied] = useState(form);
@@ -73,7 +77,7 @@ export function BatchesPage({ viewer, arg }) {
   const [board, setBoard] = useState(null);
   const [error, setError] = useState(null);
   const [selected, setSelected] = useState(new Set());
-  const [live, setLive] = useState('connecting');
+  const live = useConnection();
   const staticMatrix = useAction();
 
   const after = cursors[cursors.length - 1];
@@ -100,16 +104,7 @@ export function BatchesPage({ viewer, arg }) {
   useEffect(() => {
     if (board) document.body.dataset.boardReady = 'true'; // the first page is on screen and usable
   }, [board]);
-  useEffect(() => {
-    setLive('connecting');
-    return subscribe(LIVE, { model: applied.model || null }, () => { setLive('live'); refresh(); },
-      (err) => setLive(`not live: ${err.message}`));
-  }, [applied.model]);
-  useEffect(() => {
-    // The subscription says nothing until an event comes; a successful connection is "live" already.
-    const t = setTimeout(() => setLive((s) => (s === 'connecting' ? 'live' : s)), 500);
-    return () => clearTimeout(t);
-  }, [applied.model]);
+  useEffect(() => subscribe(LIVE, { model: applied.model || null }, refresh, setError), [applied.model]);
 
   function apply(event) {
     event.preventDefault();
@@ -127,8 +122,6 @@ export function BatchesPage({ viewer, arg }) {
     const payload = await staticMatrix.run(async () => (await request(STATIC_MATRIX, { ids: [...selected] })).result);
     if (payload?.matrix) location.hash = `#/matrices/${payload.matrix.id}`;
   }
-
-  if (arg) return <BatchDetail id={arg} viewer={viewer} />;
 
   const page = board?.page;
   return (

@@ -1,7 +1,7 @@
 // Matrices: create by criteria (or from selected batches, on the board), live totals by matrixUpdated, the
 // checksum; request settlement, settle as another user (four-eyes), cancel; the settlement report and its CSV.
-import { useEffect, useState } from 'react';
-import { request, subscribe } from './api.js';
+import { useEffect, useMemo, useState } from 'react';
+import { request, subscribe, useConnection } from './api.js';
 import { may } from './roles.js';
 import { Amount, ErrorLine, Problems, csvCell, useAction, utcInput, when } from './ui.jsx';
 
@@ -216,7 +216,8 @@ function reportCsv(matrix, report) {
 }
 
 function Report({ matrix, report }) {
-  const href = URL.createObjectURL(new Blob([reportCsv(matrix, report)], { type: 'text/csv' }));
+  const href = useMemo(() => URL.createObjectURL(new Blob([reportCsv(matrix, report)], { type: 'text/csv' })),
+    [matrix.id, report]);
   useEffect(() => () => URL.revokeObjectURL(href), [href]);
   return (
     <section className="report" data-testid="report">
@@ -232,7 +233,7 @@ function MatrixDetail({ id, viewer }) {
   const [matrix, setMatrix] = useState(null);
   const [report, setReport] = useState(null);
   const [error, setError] = useState(null);
-  const [live, setLive] = useState('connecting');
+  const live = useConnection();
   const requestAction = useAction();
   const settleAction = useAction();
   const cancelAction = useAction();
@@ -242,8 +243,7 @@ function MatrixDetail({ id, viewer }) {
       if (!d.matrix) setError({ code: 'NOT_FOUND', message: `no matrix ${id}` });
       setMatrix(d.matrix);
     }).catch(setError);
-    return subscribe(LIVE, { id }, (d) => { setLive('live'); setMatrix(d.matrixUpdated); },
-      (err) => setLive(`not live: ${err.message}`));
+    return subscribe(LIVE, { id }, (d) => setMatrix(d.matrixUpdated), setError);
   }, [id]);
 
   async function mutate(action, query, extra = {}) {
