@@ -32,6 +32,7 @@ async def test_operator_and_settler_settle_what_the_board_showed_live(server, gq
         await operator.page.wait_for_selector(f"tr[data-batch='{name}']", timeout=1_000)
         shown_after = time.monotonic() - committed
         assert shown_after < 1.0, f"the new batch reached the board {shown_after:.2f} s after its commit"
+        print(f"commit to board: {shown_after * 1000:.0f} ms")  # the figure, with pytest -rP
         assert await operator.page.locator("[data-testid=counts]").inner_text() != ""
         await operator.screenshot("console-batches")
 
