@@ -1,6 +1,6 @@
 // The batch board: filtered pages of batches with counts per status, live by batchStatusChanged; a batch's
 // accounts, history and transfers; close / dispute / resolve with a reason; a static matrix from selected batches.
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { request, subscribe, useConnection } from './api.js';
 import { may } from './roles.js';
 import { Amount, ErrorLine, Problems, useAction, useThrottled, utcInput, when } from './ui.jsx';
@@ -8,13 +8,18 @@ import { Amount, ErrorLine, Problems, useAction, useThrottled, utcInput, when } 
 const STATUSES = ['OPEN', 'CLOSED', 'IN_DISPUTE', 'AWAITING_SETTLEMENT', 'SETTLED'];
 const PAGE = 25;
 
-const BOARD = `query Board($filter: BatchFilter, $first: Int!, $after: String,
-    $open: BatchFilter, $closed: BatchFilter, $inDispute: BatchFilter, $awaiting: BatchFilter, $settled: BatchFilter) {
+// The page of batches and the counts per status travel as two requests at once: the rows (what an operator acts
+// on) need not wait for five counts over a day of 86,400 batches.
+const BOARD = `query Board($filter: BatchFilter, $first: Int!, $after: String) {
   page: batches(filter: $filter, first: $first, after: $after) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { node { id name status currency windowStart windowEnd transferCount model { name } } }
   }
+}`;
+
+const COUNTS = `query Counts($open: BatchFilter, $closed: BatchFilter, $inDispute: BatchFilter, $awaiting: BatchFilter,
+    $settled: BatchFilter) {
   OPEN: batches(filter: $open, first: 0) { totalCount }
   CLOSED: batches(filter: $closed, first: 0) { totalCount }
   IN_DISPUTE: batches(filter: $inDispute, first: 0) { totalCount }
@@ -75,6 +80,8 @@ function Board({ viewer }) {
   const [applied, setApplied] = useState(form);
   const [cursors, setCursors] = useState([null]); // the cursor before each page shown so far
   const [board, setBoard] = useState(null);
+  const [counts, setCounts] = useState(null);
+  const loads = useRef(0);
   const [error, setError] = useState(null);
   const [selected, setSelected] = useState(new Set());
   const live = useConnection();
@@ -85,16 +92,19 @@ function Board({ viewer }) {
   async function load() {
     const base = filterOf(applied);
     const per = (status) => ({ ...base, statuses: [status] });
+    const asked = ++loads.current; // an answer to an older filter or page arriving late is dropped
+    const rows = request(BOARD, { filter: base, first: PAGE, after });
+    const totals = request(COUNTS, { open: per('OPEN'), closed: per('CLOSED'), inDispute: per('IN_DISPUTE'),
+                                     awaiting: per('AWAITING_SETTLEMENT'), settled: per('SETTLED') });
     try {
-      const data = await request(BOARD, {
-        filter: base, first: PAGE, after,
-        open: per('OPEN'), closed: per('CLOSED'), inDispute: per('IN_DISPUTE'),
-        awaiting: per('AWAITING_SETTLEMENT'), settled: per('SETTLED'),
-      });
+      const data = await rows;
+      if (asked !== loads.current) return;
       setBoard(data);
       setError(null);
+      const counted = await totals;
+      if (asked === loads.current) setCounts(counted);
     } catch (err) {
-      setError(err);
+      if (asked === loads.current) setError(err);
     }
   }
   const refresh = useThrottled(load, 250);
@@ -103,7 +113,8 @@ function Board({ viewer }) {
   useEffect(() => { load(); }, [applied, after]);
   useEffect(() => {
     if (board) document.body.dataset.boardReady = 'true'; // the first page is on screen and usable
-  }, [board]);
+    if (counts) document.body.dataset.countsReady = 'true';
+  }, [board, counts]);
   useEffect(() => subscribe(LIVE, { model: applied.model || null }, refresh, setError), [applied.model]);
 
   function apply(event) {
@@ -156,9 +167,9 @@ function Board({ viewer }) {
         <button type="button" onClick={load}>Refresh</button>
       </form>
       <ErrorLine error={error} />
-      {board && (
+      {counts && (
         <ul className="counts" data-testid="counts">
-          {STATUSES.map((s) => <li key={s}><span className={`status ${s}`}>{s}</span> {board[s].totalCount}</li>)}
+          {STATUSES.map((s) => <li key={s}><span className={`status ${s}`}>{s}</span> {counts[s].totalCount}</li>)}
         </ul>
       )}
       {may(viewer, 'batchLifecycle') && <ByTransfer onDone={refresh} />}
