@@ -148,3 +148,23 @@ async def test_every_page_renders_for_an_admin(server, gql, browser):
         assert "createMatrix" in await audit.inner_text()
         await admin.screenshot("console-audit")
         admin.assert_clean()
+
+
+async def test_a_refusal_shows_its_code_next_to_the_action(server, gql, browser):
+    """An ADMIN may request and settle, but not both on one matrix (four-eyes): the code shows beside Settle."""
+    await record(gql, transfer("t-four-eyes"))
+    matrix = await create_matrix(gql, model="DEFAULT", start="2026-03-02T00:00:00+00:00",
+                                 end="2026-03-03T00:00:00+00:00", unit="DAY")
+    async with browser.tab(server.base_url) as admin:
+        await signed_in(admin, "admin")
+        await admin.open(f"/console#/matrices/{matrix['id']}")
+        page = admin.page
+        await page.get_by_role("button", name="Request settlement").click()
+        settle = page.get_by_role("button", name="Settle", exact=True)
+        await settle.click()
+        problem = settle.locator("xpath=..").get_by_role("alert")
+        await problem.wait_for()
+        assert "FOUR_EYES" in await problem.inner_text()
+        assert await page.locator("[data-testid=matrix-status]").inner_text() == "AWAITING_SETTLEMENT"
+        await admin.screenshot("console-four-eyes-refused")
+        admin.assert_clean()
