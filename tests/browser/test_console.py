@@ -168,3 +168,26 @@ async def test_a_refusal_shows_its_code_next_to_the_action(server, gql, browser)
         assert await page.locator("[data-testid=matrix-status]").inner_text() == "AWAITING_SETTLEMENT"
         await admin.screenshot("console-four-eyes-refused")
         admin.assert_clean()
+
+
+async def test_an_operator_closes_by_transfer_id_and_matrixes_selected_batches(server, gql, browser):
+    recorded = await record(gql, transfer("t-close"), transfer("t-keep", committed_at="2026-03-02T15:05:00+00:00"))
+    closing, kept = (r["batch"]["name"] for r in recorded["results"])
+    async with browser.tab(server.base_url) as operator:
+        await signed_in(operator, "operator")
+        page = operator.page
+        await page.wait_for_selector(f"tr[data-batch='{kept}']")
+        await page.get_by_text("Close, dispute or resolve the batch of a transfer").click()
+        await page.get_by_label("transfer id").fill("t-close")
+        await page.get_by_label("reason").fill("end of window")
+        await page.get_by_role("button", name="Close", exact=True).click()
+        await page.locator(f"tr[data-batch='{closing}'] .status", has_text="CLOSED").wait_for(timeout=5_000)
+
+        await page.get_by_label(f"select {kept}").check()
+        await page.get_by_role("button", name="Create a matrix from 1 selected batch").click()
+        await page.locator("[data-testid=checksum]").wait_for()
+        assert "STATIC · 1 batch ·" in await page.locator("[data-testid=matrix]").inner_text()
+        operator.assert_clean()
+    history = await gql("query($n: String!) { batch(ref: {name: $n}) { history { to actor reason } } }",
+                        {"n": closing}, role="viewer")
+    assert {"to": "CLOSED", "actor": "oscar-operator", "reason": "end of window"} in history["batch"]["history"]

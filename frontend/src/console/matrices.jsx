@@ -261,7 +261,7 @@ function MatrixDetail({ id, viewer }) {
       <p><a href="#/matrices">← Matrices</a></p>
       <h2>Matrix {matrix.id} <span className={`status ${matrix.status}`} data-testid="matrix-status">{matrix.status}</span>
         {' '}<span className={`live ${live === 'live' ? 'on' : ''}`}>{live}</span></h2>
-      <p>{matrix.type} · {matrix.batchCount} batches · created {when(matrix.createdAt)}
+      <p>{matrix.type} · {matrix.batchCount} batch{matrix.batchCount === 1 ? '' : 'es'} · created {when(matrix.createdAt)}
         {c && <> · {c.model.name}{c.period && `, ${c.period.unit} ${when(c.period.start)} – ${when(c.period.end)}`}
           {c.currencies.length > 0 && `, ${c.currencies.join(', ')}`}
           {c.segment.length > 0 && `, ${c.segment.map((a) => `${a.key}=${a.value}`).join(', ')}`}</>}
