@@ -1,12 +1,14 @@
 // Participant positions per currency (unsettled, settled, settlement balance). Positions move with every
 // status change (a batch settled, a refund) and every transfer recorded: the page looks again on each status
-// change, at most four times a second, and on demand.
+// change (at most four times a second) and, since no event tells of a transfer filed into a batch already
+// open, every few seconds while the tab is visible.
 import { useEffect, useState } from 'react';
 import { request, subscribe } from './api.js';
 import { Amount, ErrorLine, useThrottled } from './ui.jsx';
 
 const POSITIONS = '{ participants { id positions { currency unsettledNet settledNet settlementBalance } } }';
 const LIVE = 'subscription { batchStatusChanged { to } }';
+const LOOK_AGAIN_MS = 5000;
 
 export function ParticipantsPage() {
   const [participants, setParticipants] = useState(null);
@@ -22,6 +24,10 @@ export function ParticipantsPage() {
   const refresh = useThrottled(load, 250);
   useEffect(() => { load(); }, []);
   useEffect(() => subscribe(LIVE, {}, refresh, setError), []);
+  useEffect(() => {
+    const timer = setInterval(() => { if (document.visibilityState === 'visible') refresh(); }, LOOK_AGAIN_MS);
+    return () => clearInterval(timer);
+  }, []);
   return (
     <section>
       <h2>Participants <button type="button" onClick={load}>Refresh</button></h2>
