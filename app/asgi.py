@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL (HTTP, WebSocket, GraphiQL) at /graphql, /healthz, /readyz, /metrics."""
+"""The ASGI application: GraphQL (HTTP, WebSocket, GraphiQL) at /graphql, the console at /console and the pages'
+assets at /assets, /healthz, /readyz, /metrics."""
 from __future__ import annotations
 
 import contextlib
@@ -13,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from app import settlement_models
+from app import settlement_models, web
 from app.audit.chain import seal_all
 from app.core import metrics
 from app.core.periodic import Periodic
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
+            *web.routes(),
         ],
         lifespan=lifespan,
         middleware=middleware,

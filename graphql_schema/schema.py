@@ -30,11 +30,12 @@ from graphql_schema.settlement_models import schema as settlement_models
 from graphql_schema.shared_subscriptions import SharedSubscriptions
 from graphql_schema.subscriptions import Subscription
 from graphql_schema.transfers import schema as transfers
+from graphql_schema.viewer import schema as viewer
 
 log = logging.getLogger("settlegraph.graphql")
 
 Query = merge_types("Query", (settlement_models.Query, batches.Query, transfers.Query, participants.Query,
-                               grants.Query, matrices.Query, audit.Query))
+                               grants.Query, matrices.Query, audit.Query, viewer.Query))
 Mutation = merge_types("Mutation", (settlement_models.Mutation, transfers.Mutation, batches.Mutation, grants.Mutation,
                                      matrices.Mutation))
 # The depth of a document (SPEC §11), checked by validation before anything runs (its aliases and fields are

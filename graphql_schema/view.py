@@ -8,12 +8,13 @@ from typing import Any
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app import web
 from app.auth import Authenticator
 from app.core import errors
 from app.core.errors import DomainError
@@ -46,6 +47,10 @@ class SettlegraphGraphQL(GraphQL):
         except HTTPException as exc:  # a refusal of the request itself, answered as GraphQL errors are
             response = error_response(exc.reason, exc.status_code)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:  # type: ignore[override]
+        """GraphiQL built into the package (app/web), not Strawberry's page, whose scripts come from a CDN."""
+        return web.html_page("graphiql")
 
     def is_websocket_origin_allowed(self, request: Any, origin: str) -> bool:
         """Pages of another origin than the server's own: in the zero set-up mode any loopback page (a console on
