@@ -19,9 +19,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-# A sample whose innermost Python frame is one of these is the loop waiting for work (uvloop's selector is C code
-# under asyncio.runners; asyncio's own loop waits in selectors).
-IDLE_FRAMES = ("runners.py", "selectors.py", "base_events.py:run_forever", "base_events.py:_run_once")
+# Frames shown as what held the loop: the project's code and the libraries it drives.
+SHOWN = ("/app/", "/graphql_schema/", "/strawberry/", "/graphql/", "/asyncpg/", "/tortoise/", "/starlette/")
 
 
 @dataclass
@@ -49,39 +48,44 @@ def stop(recorders: list[subprocess.Popen[bytes]]) -> None:
 
 def stalls(path: Path, threshold: float) -> list[Stall]:
     data = json.loads(path.read_text())
-    names = [f"{Path(f.get('file', '?')).name}:{f['name']}" for f in data["shared"]["frames"]]
+    frames = data["shared"]["frames"]
+    names = [f"{Path(f.get('file', '?')).name}:{f['name']}" for f in frames]
+    shown = [any(part in f.get("file", "") for part in SHOWN) for f in frames]
     found: list[Stall] = []
     for profile in data["profiles"]:
         if "MainThread" not in profile.get("name", "") and len(data["profiles"]) > 1:
             continue
+        # The loop waiting for work: its selector is C code (uvloop's), so a waiting sample's innermost Python frame
+        # is the one that started the loop, and it is the most common innermost frame of a server's samples.
+        leaves = collections.Counter(sample[-1] for sample in profile["samples"] if sample)
+        idle = leaves.most_common(1)[0][0] if leaves else -1
         run: list[list[int]] = []
         run_seconds = 0.0
         for sample, weight in zip(profile["samples"], profile["weights"], strict=True):
-            leaf = names[sample[-1]] if sample else "runners.py"
-            idle = any(leaf.startswith(frame.split(":")[0]) and (":" not in frame or leaf.endswith(frame.split(":")[1]))
-                       for frame in IDLE_FRAMES)
-            if not idle:
+            if sample and sample[-1] != idle:
                 run.append(sample)
                 run_seconds += weight
                 continue
             if run and run_seconds >= threshold:
-                found.append(_describe(run, run_seconds, names))
+                found.append(_describe(run, run_seconds, names, shown))
             run, run_seconds = [], 0.0
         if run and run_seconds >= threshold:
-            found.append(_describe(run, run_seconds, names))
+            found.append(_describe(run, run_seconds, names, shown))
     return found
 
 
-def _describe(run: list[list[int]], seconds: float, names: list[str]) -> Stall:
-    counts: collections.Counter[str] = collections.Counter()
+def _describe(run: list[list[int]], seconds: float, names: list[str], shown: list[bool]) -> Stall:
+    """The stall's frames of interest that appear in at least a fifth of its samples, the deepest first (the code
+    closest to the work)."""
+    counts: collections.Counter[int] = collections.Counter()
+    depth: dict[int, int] = {}
     for sample in run:
-        counts.update({names[i] for i in sample})
-    ours = [(name, n / len(run)) for name, n in counts.most_common() if _ours(name)]
-    return Stall(seconds, ours[:12])
-
-
-def _ours(frame: str) -> bool:
-    return not frame.startswith(("runners.py", "base_events.py", "events.py", "<frozen", "threading.py"))
+        counts.update(set(sample))
+        for level, frame in enumerate(sample):
+            depth[frame] = max(depth.get(frame, 0), level)
+    common = [frame for frame, n in counts.items() if shown[frame] and n >= len(run) / 5]
+    common.sort(key=lambda frame: -depth[frame])
+    return Stall(seconds, [(names[frame], counts[frame] / len(run)) for frame in common])
 
 
 def report(directory: Path, threshold: float) -> list[str]:

@@ -5,7 +5,6 @@ locks, with the batches' history and the hourly rollup moving in the same transa
 """
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,8 +18,7 @@ from app.batches.store import BatchStore, LockedBatch
 from app.core import clock, errors
 from app.core.checks import check_reason
 from app.core.errors import DomainError
-
-YIELD_EVERY = 5_000  # batches checked between two turns of the event loop
+from app.core.turns import slices
 
 
 async def apply(
@@ -50,20 +48,20 @@ async def apply(
     skipped: list[Skipped] = []
     moving: list[int] = []
     sources: list[str] = []
-    for n, batch_id in enumerate(batch_ids, 1):
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # a matrix moves 86,400 batches: let other requests run meanwhile
-        row = locked.get(batch_id)
-        if row is None:
-            skipped.append(Skipped(batch_id, NO_SUCH_BATCH))
-            continue
-        why = refusal(action, row.status, row.owner_matrix_id, matrix_id)
-        if why:
-            skipped.append(Skipped(batch_id, why))
-            continue
-        changes.append(StatusChange(batch_id, row.status, rule.target, now, actor, reason, matrix_id))
-        moving.append(batch_id)
-        sources.append(row.status)
+    async for part in slices(len(batch_ids)):  # a matrix moves 86,400 batches: other requests run meanwhile
+        for k in part:
+            batch_id = batch_ids[k]
+            row = locked.get(batch_id)
+            if row is None:
+                skipped.append(Skipped(batch_id, NO_SUCH_BATCH))
+                continue
+            why = refusal(action, row.status, row.owner_matrix_id, matrix_id)
+            if why:
+                skipped.append(Skipped(batch_id, why))
+                continue
+            changes.append(StatusChange(batch_id, row.status, rule.target, now, actor, reason, matrix_id))
+            moving.append(batch_id)
+            sources.append(row.status)
     if changes:
         # The hourly rollup follows the batches from their old status to the new one.
         moves = await store.bucket_sums(moving) if move_totals else []

@@ -19,6 +19,7 @@ from app.batches.store import (
     attributes_json,
     stored_transfer,
 )
+from app.core.turns import slices
 from app.db.dialect import POSTGRES
 
 STORED_JSON = ", ".join(f"'{c}', {c}" for c in STORED_COLUMNS.split(", "))
@@ -134,7 +135,10 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         if not rows or rows[0][0] is None:
             return {}
         ids, statuses, sequences, owners = rows[0]
-        return {i: LockedBatch(i, s, n, o) for i, s, n, o in zip(ids, statuses, sequences, owners, strict=True)}
+        found: dict[int, LockedBatch] = {}
+        async for part in slices(len(ids)):
+            found.update((ids[k], LockedBatch(ids[k], statuses[k], sequences[k], owners[k])) for k in part)
+        return found
 
     async def _count_new_batches(self, created_batch_ids: Sequence[int]) -> None:
         """The batches a call opened, counted in the hourly rollup (file_rows does it with the transfers)."""
@@ -162,14 +166,22 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         # rows of what it updated. Every batch must move, else nothing does.
         if not batch_ids:
             return
+        first = from_statuses[0]
+        if first is not None and all(status == first for status in from_statuses):
+            # One source status (a matrix moving 86,400 batches): sent once rather than as an array of 86,400.
+            sources: Any = first
+            pairs = "SELECT * FROM unnest($1::bigint[]) AS c(b), (SELECT $2::text AS f) AS s"
+        else:
+            sources = list(from_statuses)
+            pairs = "SELECT * FROM unnest($1::bigint[], $2::text[]) AS c(b, f)"
         rows = await self.tuples(
-            "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS c(b, f)), "
+            f"WITH c AS ({pairs}), "
             "upd AS (UPDATE batch SET status = $3, owner_matrix_id = $4, updated_at = $5 FROM c "
             "  WHERE batch.id = c.b AND batch.status = c.f RETURNING c.b, c.f), "
             "ins AS (INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
             "  SELECT b, f, $3, $5, $6, $7, $8 FROM upd RETURNING 1) "
             "SELECT count(*) FROM ins",
-            [list(batch_ids), list(from_statuses), to_status, owner_matrix_id, at, actor, reason, matrix_id],
+            [list(batch_ids), sources, to_status, owner_matrix_id, at, actor, reason, matrix_id],
         )
         if int(rows[0][0]) != len(batch_ids):
             raise RuntimeError(f"{len(batch_ids) - int(rows[0][0])} of {len(batch_ids)} batch(es) were not in the "

@@ -23,7 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 DEFAULT_QUEUE_SIZE = 100  # events (or results) a subscriber may fall behind before it is dropped
-PUBLISH_SLICE = 2_000  # events published in one turn of the event loop (a day's settlement changes 86,400 batches)
+PUBLISH_SLICE = 500  # events published in one turn of the event loop (a day's settlement changes 86,400 batches)
 Event = Any  # a domain's event: StatusChange, TransfersFiled, MatrixChanged, or the bus's own Resync
 
 

@@ -20,10 +20,11 @@ from app.auth import Principal
 from app.batches.lifecycle import apply
 from app.batches.rollup import move_rows, participant_totals
 from app.batches.status import TRANSITIONS, Action, BatchStatus, Skipped, StatusChange, refusal
-from app.batches.store import BatchStore, LockedBatch
+from app.batches.store import BatchStore, LockedBatch, OwnedBatches
 from app.core import clock, errors
 from app.core.checks import check_reason, parse_id
 from app.core.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
+from app.core.turns import slices
 from app.db.columns import fits
 from app.matrices import ledger
 from app.matrices.rules import (
@@ -224,15 +225,26 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     ids = await MatrixStore.on(conn).member_ids(matrix)
     rows = await store.lock_batches(ids, exclusive=True)  # every member, in id order: racing matrices queue here
     await _check_checksum(conn, matrix, expected)
-    settleable = [i for i in ids if i in rows and is_settleable(matrix.status, rows[i].status, False)]
-    chosen = set(settleable)
-    skipped = [Skipped(i, unsettleable(rows[i].status, rows[i].owner_matrix_id, matrix.id))
-               for i in ids if i in rows and i not in chosen]
+    settleable: list[int] = []
+    opened: list[int] = []
+    others: list[int] = []  # members it leaves alone (skipped, or gone)
+    skipped: list[Skipped] = []
+    async for part in slices(len(ids)):  # 86,400 members: other requests run between slices
+        for k in part:
+            batch_id = ids[k]
+            row = rows.get(batch_id)
+            if row is not None and is_settleable(matrix.status, row.status, False):
+                settleable.append(batch_id)
+                if row.status == BatchStatus.OPEN:
+                    opened.append(batch_id)
+                continue
+            others.append(batch_id)
+            if row is not None:
+                skipped.append(Skipped(batch_id, unsettleable(row.status, row.owner_matrix_id, matrix.id)))
     if not settleable:
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(ids)} batch(es), "
                           f"none OPEN or CLOSED)", ["id"])
     reason = f"settlement requested in matrix {matrix.id}"
-    opened = [i for i in settleable if rows[i].status == BatchStatus.OPEN]
     closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id,
                             locked=rows)
     for change in closed:  # still locked by this transaction, now CLOSED
@@ -240,7 +252,7 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
                                   matrix_id=matrix.id, locked=rows)
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
-        await MatrixStore.on(conn).add_members(matrix.id, [i for i in ids if i not in chosen])
+        await MatrixStore.on(conn).add_members(matrix.id, others)
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)
     return CommandResult(matrix, closed + locked, skipped + refused)
 
@@ -263,7 +275,7 @@ async def cancel_settlement(matrix_id: str, caller: Principal | None) -> Command
         now = clock.now()
         matrix = await _locked_matrix(matrix_id)
         _require_status(matrix, [MatrixStatus.AWAITING_SETTLEMENT], "cancel the settlement of")
-        owned = [i for i, _ in await MatrixStore.on(conn).owned_batches(matrix.id, BatchStatus.AWAITING_SETTLEMENT)]
+        owned = await MatrixStore.on(conn).owned_batches(matrix.id, BatchStatus.AWAITING_SETTLEMENT)
         changes, skipped = await apply(BatchStore.on(conn), owned, Action.UNLOCK, actor=command.actor,
                                        reason=f"settlement of matrix {matrix.id} cancelled", now=now,
                                        matrix_id=matrix.id)
@@ -313,13 +325,12 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
     """Settle the batches the (locked) matrix has locked: their status, the rollup, the report and the ledger."""
     store = BatchStore.on(conn)
     awaiting = BatchStatus.AWAITING_SETTLEMENT
-    owned_rows = await MatrixStore.on(conn).owned_batches(matrix.id, awaiting)
-    if not owned_rows:
+    owned = await MatrixStore.on(conn).owned_batches(matrix.id, awaiting)
+    if not owned:
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
-    owned = [batch_id for batch_id, _ in owned_rows]
     # Only this matrix's commands move the batches it locked, and its row is locked: they are as read, and the
     # UPDATE takes their row locks (in id order) without a separate locking pass.
-    rows = {i: LockedBatch(i, awaiting, sequence, matrix.id) for i, sequence in owned_rows}
+    rows = OwnedBatches(owned, awaiting, matrix.id)
     # One pass over the settled batches' accounts gives both the report and the rollup move.
     moves = await store.bucket_sums(owned)
     settled_totals = participant_totals(moves)

@@ -93,8 +93,8 @@ class MatrixStore(Store):
         """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
         raise NotImplementedError
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
-        """(id, sequence) of the batches in `status` that this matrix owns, in id order."""
+    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
+        """The ids of the batches in `status` that this matrix owns, in id order."""
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------
@@ -162,12 +162,11 @@ class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
                                "unnest($2::bigint[]) AS b ORDER BY b ON CONFLICT DO NOTHING",
                                [matrix_id, list(batch_ids)])
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
+    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
         rows = await self.tuples(
-            "SELECT array_agg(id ORDER BY id), array_agg(sequence ORDER BY id) FROM batch "
-            "WHERE owner_matrix_id = $1 AND status = $2", [matrix_id, status])
-        ids, sequences = rows[0] if rows else (None, None)
-        return list(zip(ids or [], sequences or [], strict=True))
+            "SELECT array_agg(id ORDER BY id) FROM batch WHERE owner_matrix_id = $1 AND status = $2",
+            [matrix_id, status])
+        return list(rows[0][0] or []) if rows else []
 
 
 class SqliteMatrixStore(MatrixStore, dialect=SQLITE):
@@ -180,7 +179,7 @@ class SqliteMatrixStore(MatrixStore, dialect=SQLITE):
         await self.execute_many("INSERT INTO matrix_batch (matrix_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                 [[matrix_id, batch_id] for batch_id in batch_ids])
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[tuple[int, int]]:
-        rows = await self.tuples("SELECT id, sequence FROM batch WHERE owner_matrix_id = ? AND status = ? ORDER BY id",
+    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
+        rows = await self.tuples("SELECT id FROM batch WHERE owner_matrix_id = ? AND status = ? ORDER BY id",
                                  [matrix_id, status])
-        return [(int(r[0]), int(r[1])) for r in rows]
+        return [int(r[0]) for r in rows]
