@@ -254,6 +254,10 @@ async def api_settle(http: httpx.AsyncClient, day: Day) -> tuple[float, float]:
     return t1 - t0, t2 - t1
 
 
+async def largest_lag(base_url: str, workers: int) -> float:
+    return max((await worker_lags(base_url, workers)).values(), default=float("nan"))
+
+
 async def worker_lags(base_url: str, workers: int) -> dict[str, float]:
     """The largest loop lag of the last 10 s of each worker, told apart by its pid (new connections land on either
     worker)."""
@@ -351,7 +355,9 @@ async def main(args: argparse.Namespace) -> int:
 
                     row["alone"], _, _, bad = await with_clearing(clients, f"a{n}", idle)
                     failures += bad
-                    print(f"  clearing alone                          {row['alone'].line()}")
+                    row["alone_lag"] = await largest_lag(base_url, args.workers)
+                    print(f"  clearing alone                          {row['alone'].line()}  "
+                          f"loop lag {row['alone_lag'] * 1000:.0f} ms")
                     for transitions in (1, 2):
                         async def by_sql(day: Day = days[f"sql{transitions}"][n], t: int = transitions) -> None:
                             await sql_settle(pool, day, t)
@@ -359,7 +365,10 @@ async def main(args: argparse.Namespace) -> int:
                         stats, seconds, _, bad = await with_clearing(clients, f"q{transitions}{n}", by_sql)
                         failures += bad
                         row[f"sql{transitions}"], row[f"sql{transitions}_s"] = stats, seconds
-                        print(f"  plain SQL settle, {transitions} transition(s) {ms(seconds)}; clearing {stats.line()}")
+                        row[f"sql{transitions}_lag"] = await largest_lag(base_url, args.workers)
+                        lag = row[f"sql{transitions}_lag"]
+                        print(f"  plain SQL settle, {transitions} transition(s) {ms(seconds)}; clearing "
+                              f"{stats.line()}  loop lag {lag * 1000:.0f} ms")
                         await asyncio.sleep(args.pause)
 
                     async def by_api(day: Day = days["api"][n]) -> tuple[float, float]:
@@ -373,7 +382,7 @@ async def main(args: argparse.Namespace) -> int:
                     failures += bad
                     lags = await worker_lags(base_url, args.workers)
                     row["api"], row["api_s"] = stats, seconds
-                    row["lag"] = max(lags.values(), default=float("nan"))
+                    row["api_lag"] = max(lags.values(), default=float("nan"))
                     print(f"  API request + settle         {ms(seconds)}; clearing {stats.line()}  (request "
                           f"{ms(request).strip()}, settle {ms(settle).strip()})")
                     print(f"  largest event-loop lag per worker over the last 10 s: "
@@ -393,15 +402,16 @@ async def main(args: argparse.Namespace) -> int:
             for what in ("alone", "sql1", "sql2", "api"):
                 took = f"{med([r[what + '_s'] for r in rows]):5.2f} s" if what != "alone" else "       "
                 print(f"  {what:5} {took}  clearing {med([r[what].rate for r in rows]):7,.0f} calls/s  "
-                      f"p99 {med([r[what].pct(99) for r in rows]):6.1f} ms")
+                      f"p99 {med([r[what].pct(99) for r in rows]):6.1f} ms  largest loop lag "
+                      f"{max(r[what + '_lag'] for r in rows) * 1000:.0f} ms")
             for base in ("sql1", "sql2"):
                 sql_s = med([r[base + "_s"] for r in rows])
                 rate_ratio = med([r["api"].rate / r[base].rate for r in rows])
                 p99_ratio = med([r["api"].pct(99) / r[base].pct(99) for r in rows])
                 print(f"  against {base}: settle {api_s / sql_s:.2f}x (target <= 1.50); clearing calls/s "
                       f"{rate_ratio:.2f}x (target >= 1.00), p99 {p99_ratio:.2f}x (target <= 1.50)")
-            print(f"  largest event-loop lag during the API settles: {max(r['lag'] for r in rows) * 1000:.0f} ms "
-                  "(target <= 50 ms)")
+            print(f"  largest event-loop lag during the API settles: {max(r['api_lag'] for r in rows) * 1000:.0f} ms "
+                  "(target <= 50 ms; the other phases' lag above is what CPU sharing alone costs on this machine)")
             async with pool.acquire() as conn:
                 failures += await check_days(conn, [d for group in days.values() for d in group])
     finally:
