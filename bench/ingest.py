@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -114,9 +115,11 @@ def make_rows(count: int, participants: int, spread: float, seed: int) -> list[R
 
 
 def transfer_id(prefix: str, number: int) -> str:
-    """A UUID, as the hub's transfer ids are (their length decides much of a transfer's storage), unique per phase
-    prefix and number."""
-    return str(uuid.UUID(int=(int.from_bytes(prefix.encode(), "big") << 64) | number))
+    """A random-looking version 4 UUID, as a hub's transfer ids are (their length and order decide much of a
+    transfer's storage: an index of random keys fills its pages to about 70%), the same for the same phase prefix
+    and number."""
+    digest = hashlib.blake2b(f"{prefix}:{number}".encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
 
 
 def as_input(row: Row, transfer_id: str, sent: datetime) -> dict[str, Any]:

@@ -88,6 +88,8 @@ class BatchAccount(Model):
 
 
 class Transfer(Model):
+    # On PostgreSQL the table's primary key is transfer_id (migration 0008): `id` orders a batch's transfers and has
+    # no index of its own. Transfers are written and read by hand-written SQL, never saved or fetched by `id`.
     id = fields.BigIntField(primary_key=True)
     transfer_id = fields.CharField(max_length=128, unique=True)
     payer_id = fields.CharField(max_length=128)
