@@ -28,21 +28,13 @@ from graphql_schema.view import SettlegraphGraphQL
 log = logging.getLogger("settlegraph")
 
 
-# Cyclic collections every 50,000 net allocations instead of Python's 700. A settlement builds a few hundred thousand
-# short-lived objects (a status change and its event per batch, locked rows): at 700 they set off over a thousand
-# collections and several full ones, half the CPU of that work and pauses of up to 60 ms each on the event loop;
-# at 50,000 a dozen young collections of a few milliseconds (measured: 296 ms of collecting -> 25 ms, longest
-# pause 58 ms -> 3 ms). Memory held by cyclic garbage between collections stays a few MB.
-GC_THRESHOLDS = (50_000, 20, 20)
-
-
 def _settle_heap() -> None:
     """Move what start-up built (modules, the schema, the ORM's metadata: most of the heap) out of the cyclic
-    garbage collector's sight (every full collection scanned it all again, 60-70 ms each under load, which was
-    most of a busy server's tail latency), and collect less often (GC_THRESHOLDS)."""
+    garbage collector's sight. Every full collection scanned it all again, 60-70 ms each under load, which
+    was most of a busy server's tail latency. (Matrix-wide commands collect less often while they run:
+    app/core/turns.bulk_work.)"""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = False) -> Starlette:
