@@ -2,7 +2,6 @@
 an address other than the loopback one is refused and remembered, so a page that needs the internet fails."""
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from app.loopback import is_loopback_name
 
 CHROMIUM = os.environ.get("SETTLEGRAPH_TEST_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -36,16 +37,9 @@ def chromium_or_skip() -> None:
 
 
 def loopback(url: str) -> bool:
+    """A request the page may make with the internet blocked: to this machine, or to no network at all."""
     parts = urlsplit(url)
-    if parts.scheme in ("data", "blob", "about"):
-        return True
-    host = parts.hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return parts.scheme in ("data", "blob", "about") or is_loopback_name(parts.hostname or "")
 
 
 @dataclass
