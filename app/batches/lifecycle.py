@@ -19,6 +19,7 @@ from app.batches.store import BatchStore, LockedBatch
 from app.core import clock, errors
 from app.core.checks import check_reason
 from app.core.errors import DomainError
+from app.db import outbox
 
 YIELD_EVERY = 5_000  # batches checked between two turns of the event loop
 
@@ -70,7 +71,27 @@ async def apply(
         await store.change_status(moving, sources, rule.target, owner_after(action, matrix_id), now, actor, reason,
                                   matrix_id)
         await store.apply_bucket_moves(move_rows(moves, rule.target))
+        publish_changes(store.conn, changes)
     return changes, skipped
+
+
+def publish_changes(conn: Any, changes: Sequence[StatusChange]) -> None:
+    """Stage status changes for the outbox (SPEC §13) in the transaction of `conn` that makes them: one change set
+    per from / to / at / actor / reason / matrix, listing its batch ids (a settled day is one row, not 86,400).
+    Every StatusChange is born in `apply` or when recording opens a batch; both call this."""
+    sets = outbox.staged(conn)
+    by_key: dict[tuple[Any, ...], outbox.ChangeSet] = {}
+    if sets and sets[-1].kind == "batch":
+        by_key[sets[-1].key] = sets[-1]
+    for change in changes:
+        key = (change.from_status, change.to_status, change.at, change.actor, change.reason, change.matrix_id)
+        found = by_key.get(key)
+        if found is None:
+            found = by_key[key] = outbox.ChangeSet("batch", key, {
+                "from": change.from_status, "to": change.to_status, "at": change.at.isoformat(),
+                "actor": change.actor, "reason": change.reason, "matrixId": change.matrix_id})
+            sets.append(found)
+        found.ids.append(change.batch_id)
 
 
 async def apply_one(store: BatchStore, batch_id: int, action: Action, *, actor: str | None, reason: str | None,

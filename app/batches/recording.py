@@ -18,7 +18,7 @@ from app import audit
 from app.auth import Principal
 from app.batches import keys
 from app.batches.keys import BatchKey
-from app.batches.lifecycle import apply
+from app.batches.lifecycle import apply, publish_changes
 from app.batches.status import Action, BatchStatus, StatusChange
 from app.batches.store import BatchStore, NewBatch
 from app.batches.transfers import Prepared, TransferRequest, model_infos, prepare
@@ -320,5 +320,6 @@ async def _open_batches(
             change = StatusChange(created, None, BatchStatus.OPEN, now, actor, "created", None)
             result.status_changes.append(change)
             await store.add_history([(created, None, BatchStatus.OPEN)], now, actor, "created", None)
+            publish_changes(store.conn, [change])
         pending = retry
     raise DomainError(errors.INTERNAL, "could not find an open batch after repeated attempts")
