@@ -93,7 +93,7 @@ class Consumer:
                     await watcher
         finally:
             with contextlib.suppress(Exception):
-                await nc.drain()
+                await asyncio.wait_for(nc.close(), 5)
 
     async def _subscribe(self, js: JetStreamContext) -> JetStreamContext.PullSubscription:
         s = self.settings

@@ -60,7 +60,7 @@ class Relay:
     async def close(self) -> None:
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.close(), 5)
         self.nc = self.js = None
 
     async def drain(self) -> int:
