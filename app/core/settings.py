@@ -57,6 +57,7 @@ class Settings:
     nats_deadletter_stream: str = "SETTLEGRAPH_DEADLETTER"
     nats_events_prefix: str = "settlegraph.events"  # the outbox's subjects: <prefix>.batch.<status>, ...
     nats_events_stream: str = "SETTLEGRAPH_EVENTS"
+    nats_ack_wait_seconds: int = 30  # a delivered message not acknowledged within this is delivered again
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -94,6 +95,8 @@ class Settings:
             "max_query_cost": _positive(env.get("SETTLEGRAPH_MAX_QUERY_COST"), DEFAULT_MAX_QUERY_COST,
                                         "SETTLEGRAPH_MAX_QUERY_COST"),
         }
+        values["nats_ack_wait_seconds"] = _positive(env.get("SETTLEGRAPH_NATS_ACK_WAIT_SECONDS"), 30,
+                                                    "SETTLEGRAPH_NATS_ACK_WAIT_SECONDS")
         for name, variable in _NATS.items():
             if env.get(variable, "").strip():
                 values[name] = env[variable].strip()

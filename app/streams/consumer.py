@@ -36,7 +36,6 @@ log = logging.getLogger("settlegraph.streams")
 
 FETCH_BATCH = 1_000
 FETCH_WAIT = 0.1  # seconds a fetch waits for its first messages: bounds the latency a quiet stream adds
-ACK_WAIT = 30.0  # a message not acknowledged within this is delivered again (to any consumer)
 MAX_ACK_PENDING = 20_000  # delivered but unacknowledged messages, across every process of the consumer
 PENDING_EVERY = 5.0  # seconds between two readings of the consumer's pending count
 
@@ -104,7 +103,8 @@ class Consumer:
                 await broker.ensure_stream(js, s.nats_stream, [s.nats_subject])
                 await broker.ensure_stream(js, s.nats_deadletter_stream, [s.nats_deadletter_subject])
                 config = ConsumerConfig(durable_name=s.nats_durable, ack_policy=AckPolicy.EXPLICIT,
-                                        deliver_policy=DeliverPolicy.ALL, ack_wait=ACK_WAIT, max_deliver=-1,
+                                        deliver_policy=DeliverPolicy.ALL, max_deliver=-1,
+                                        ack_wait=float(s.nats_ack_wait_seconds),
                                         max_ack_pending=MAX_ACK_PENDING, filter_subject=s.nats_subject)
                 return await js.pull_subscribe(s.nats_subject, durable=s.nats_durable, stream=s.nats_stream,
                                                config=config)

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlsplit, urlunsplit
 
 import nats
+import pytest
+from tortoise import Tortoise
 
 from app.core.settings import Settings
 from tests.streams.conftest import (
@@ -18,8 +21,11 @@ from tests.streams.conftest import (
 )
 from tests.support.client import GraphQLClient
 from tests.support.nats import NatsServer
+from tests.support.proxy import Proxy
 
 DEFAULTS = Settings()
+# What a killed consumer held is delivered again once its acknowledgement wait ran out: short here.
+ACK_WAIT = {"SETTLEGRAPH_NATS_ACK_WAIT_SECONDS": "3"}
 
 
 async def drained(nats_url: str) -> bool:
@@ -65,7 +71,14 @@ async def test_redelivered_and_repeated_events_are_duplicates(database: str, bro
     await wait_until(lambda: drained(broker_server.url), 30, "every message acknowledged", procs.logs)
     assert await count("transfer") == 50
     assert await check_totals() == 50
-    assert await count("audit_entry", "WHERE operation = 'consumeTransfers' AND detail LIKE '%\"duplicates\":%'") >= 1
+    details = [d if isinstance(d, dict) else json.loads(d) for d in await audit_details()]
+    assert sum(d["recorded"] for d in details) == 50 and sum(d["duplicates"] for d in details) == 50
+
+
+async def audit_details() -> list[object]:
+    conn = Tortoise.get_connection("default")
+    rows = await conn.execute_query_dict("SELECT detail FROM audit_entry WHERE operation = 'consumeTransfers'")
+    return [r["detail"] for r in rows]
 
 
 async def test_poison_messages_go_to_the_dead_letter_subject_with_their_code(
@@ -107,14 +120,14 @@ async def test_a_killed_consumer_loses_nothing_and_counts_nothing_twice(
         database: str, broker_server: NatsServer, procs: Processes) -> None:
     total = 12_000
     await publish(broker_server.url, [event(i, at=f"2026-03-02T14:{i % 60:02d}:00+00:00") for i in range(total)])
-    first = await procs.start("consume", database, broker_server.url, "--batch", "200")
+    first = await procs.start("consume", database, broker_server.url, "--batch", "200", **ACK_WAIT)
     await wait_until(lambda: _at_least(count("transfer"), 1_000), 60, "the first transfers", procs.logs)
     first.kill()  # kill -9 in the middle of the stream: fetched, maybe committed, not acknowledged
     await first.wait()
     assert await count("transfer") < total, "the consumer finished before it was killed: nothing was tested"
     # Two processes share the durable consumer from here on.
-    await procs.start("consume", database, broker_server.url, "--batch", "200")
-    await procs.start("consume", database, broker_server.url, "--batch", "200")
+    await procs.start("consume", database, broker_server.url, "--batch", "200", **ACK_WAIT)
+    await procs.start("consume", database, broker_server.url, "--batch", "200", **ACK_WAIT)
     await wait_until(lambda: _equals(count("transfer"), total), 120, f"{total} transfers", procs.logs)
     await wait_until(lambda: drained(broker_server.url), 60, "every message acknowledged", procs.logs)
     assert await check_totals() == total
@@ -123,7 +136,7 @@ async def test_a_killed_consumer_loses_nothing_and_counts_nothing_twice(
 async def test_a_broker_restart_loses_nothing(database: str, broker_server: NatsServer, procs: Processes) -> None:
     total = 8_000
     await publish(broker_server.url, [event(i) for i in range(total)])
-    await procs.start("consume", database, broker_server.url, "--batch", "200")
+    await procs.start("consume", database, broker_server.url, "--batch", "200", **ACK_WAIT)
     await wait_until(lambda: _at_least(count("transfer"), 500), 60, "the first transfers", procs.logs)
     await broker_server.kill()
     assert await count("transfer") < total, "the consumer finished before the broker went away: nothing was tested"
@@ -141,3 +154,37 @@ async def _equals(value: object, expected: int) -> bool:
 
 async def _at_least(value: object, expected: int) -> bool:
     return await value >= expected  # type: ignore[misc]
+
+
+async def test_a_database_outage_leaves_messages_unacknowledged_until_they_are_recorded(
+        database: str, broker_server: NatsServer, procs: Processes) -> None:
+    if not database.startswith("postgres"):
+        pytest.skip("a database outage is a PostgreSQL server going away (SQLite is a file)")
+    parts = urlsplit(database)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    try:
+        consumer = await procs.start("consume", through_proxy, broker_server.url, **ACK_WAIT)
+        await publish(broker_server.url, [event(i) for i in range(200)])
+        await wait_until(lambda: _equals(count("transfer"), 200), 60, "200 transfers", procs.logs)
+
+        await proxy.cut()  # PostgreSQL unreachable for the consumer (this test's own connections go direct)
+        await publish(broker_server.url, [event(i, prefix="during") for i in range(300)])
+        await wait_until(lambda: _logged(procs, "handed back for redelivery"), 60, "a failed batch", procs.logs)
+        assert await count("transfer") == 200
+        assert await consumer_state(broker_server.url) != (0, 0)  # not acknowledged: still the broker's
+        await asyncio.sleep(2)  # a few seconds of outage (not an assertion)
+        assert consumer.returncode is None
+
+        await proxy.restore()
+        await wait_until(lambda: _equals(count("transfer"), 500), 90, "500 transfers", procs.logs)
+        await wait_until(lambda: drained(broker_server.url), 60, "every message acknowledged", procs.logs)
+        assert await check_totals() == 500
+        assert consumer.returncode is None
+    finally:
+        await proxy.close()
+
+
+async def _logged(procs: Processes, text: str) -> bool:
+    return text in procs.logs()
