@@ -37,11 +37,14 @@ def decode_transfer(data: bytes) -> TransferRequest:
     if not isinstance(body, dict):
         raise DomainError(errors.BAD_REQUEST, "the message is not a JSON object")
     mojaloop = "payerFspId" in body or "payeeFspId" in body or "completedTimestamp" in body
+    transfer_id = _text(body, "transferId")  # checked in the order of the fields, so the first fault is named
+    payer_id = _text(body, "payerFspId" if mojaloop else "payerId")
+    payee_id = _text(body, "payeeFspId" if mojaloop else "payeeId")
     amount, currency = _amount(body)
     return TransferRequest(
-        transfer_id=_text(body, "transferId"),
-        payer_id=_text(body, "payerFspId" if mojaloop else "payerId"),
-        payee_id=_text(body, "payeeFspId" if mojaloop else "payeeId"),
+        transfer_id=transfer_id,
+        payer_id=payer_id,
+        payee_id=payee_id,
         amount=amount,
         currency=currency,
         committed_at=_instant(body, "completedTimestamp" if mojaloop else "committedAt"),
