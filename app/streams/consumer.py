@@ -72,21 +72,26 @@ class Consumer:
             watcher = asyncio.create_task(self._watch_pending(sub))
             log.info("consuming", extra={"stream": s.nats_stream, "subject": s.nats_subject,
                                          "durable": s.nats_durable})
+            prefetch: asyncio.Task[list[Msg]] | None = None
             try:
                 while not self.stopping.is_set():
-                    try:
-                        msgs = await sub.fetch(self.batch, timeout=self.wait)
-                    except TimeoutError:  # nothing arrived within the wait
+                    msgs = await (prefetch or self._fetch(sub))
+                    prefetch = None
+                    if not msgs:
                         continue
-                    except Exception as exc:  # the broker is away (restarting): nats-py reconnects meanwhile
-                        log.warning("fetching from %s failed (%s: %s); trying again", s.nats_stream,
-                                    type(exc).__name__, exc)
-                        await self._pause(broker.backoff(1))
-                        continue
+                    # The next batch is fetched while this one is filed: the broker's round trip is off the path.
+                    prefetch = asyncio.create_task(self._fetch(sub))
                     outcome = await self.handle(js, msgs)
                     if outcome.failed:
                         await self._pause(broker.backoff(self.failures))
+                if prefetch is not None:  # stopping: what was fetched and not filed goes back at once
+                    for msg in await prefetch:
+                        with contextlib.suppress(Exception):
+                            await msg.nak()
+                    prefetch = None
             finally:
+                if prefetch is not None:
+                    prefetch.cancel()
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
@@ -113,6 +118,19 @@ class Consumer:
                 log.error("cannot set up the durable consumer %s on stream %s (%s: %s); trying again in %.1f s",
                           s.nats_durable, s.nats_stream, type(exc).__name__, exc, wait)
                 await asyncio.sleep(wait)
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        """The next messages (up to the batch size, or what arrived within the wait); none on a timeout or while
+        the broker is away (nats-py reconnects meanwhile)."""
+        try:
+            return await sub.fetch(self.batch, timeout=self.wait)
+        except TimeoutError:
+            return []
+        except Exception as exc:
+            log.warning("fetching from %s failed (%s: %s); trying again", self.settings.nats_stream,
+                        type(exc).__name__, exc)
+            await self._pause(broker.backoff(1))
+            return []
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
