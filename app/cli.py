@@ -198,6 +198,11 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 
 
 def cmd_consume(args: argparse.Namespace) -> int:
+    from app.batches.recording import MAX_TRANSFERS_PER_CALL
+
+    if not 1 <= args.batch <= MAX_TRANSFERS_PER_CALL:
+        log.error("--batch must be between 1 and %d", MAX_TRANSFERS_PER_CALL)
+        return 2
     settings = _nats_settings("consume")
     if settings is None:
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import nats
@@ -16,6 +17,7 @@ from nats.js.errors import NotFoundError
 log = logging.getLogger("settlegraph.streams")
 
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0
+ERRORS_EVERY = 10.0  # seconds between two logged connection errors while reconnecting
 
 
 def backoff(attempt: int) -> float:
@@ -25,8 +27,9 @@ def backoff(attempt: int) -> float:
 
 async def connect(url: str, name: str) -> Client:
     """Connect, retrying with a back-off (and saying why) until the server answers; once connected, nats-py
-    reconnects by itself after a broker restart, logged here."""
+    reconnects by itself, for ever, after a broker restart (logged here, at most every ERRORS_EVERY seconds)."""
     holder: list[Client] = []
+    errors_logged = [0.0]
 
     async def disconnected() -> None:
         if holder and (holder[0].is_closed or holder[0].is_draining):
@@ -37,22 +40,29 @@ async def connect(url: str, name: str) -> Client:
         log.warning("reconnected to the NATS server at %s", url)
 
     async def error(exc: Exception) -> None:
-        log.warning("NATS connection: %s: %s", type(exc).__name__, exc)
+        now = time.monotonic()
+        if holder and now - errors_logged[0] >= ERRORS_EVERY:  # before the first connection: said below
+            errors_logged[0] = now
+            log.warning("NATS server at %s: %s: %s", url, type(exc).__name__, exc)
 
     attempt = 0
     while True:
         attempt += 1
         try:
-            client = await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            # Two tries, then back here (nats-py would otherwise retry the first connection for ever, silently).
+            client = await nats.connect(url, name=name, max_reconnect_attempts=1, reconnect_time_wait=0.5,
                                         connect_timeout=2, allow_reconnect=True, disconnected_cb=disconnected,
                                         reconnected_cb=reconnected, error_cb=error)
-            holder.append(client)
-            return client
         except Exception as exc:  # any reason it cannot connect: say so, wait, try again
             wait = backoff(attempt)
             log.error("cannot reach the NATS server at %s (%s: %s); trying again in %.1f s", url,
                       type(exc).__name__, exc or "no server answered", wait)
             await asyncio.sleep(wait)
+            continue
+        # Connected: from now on a lost connection is retried without end (nats-py reads this option each time).
+        client.options["max_reconnect_attempts"] = -1
+        holder.append(client)
+        return client
 
 
 async def ensure_stream(js: JetStreamContext, name: str, subjects: list[str], **config: Any) -> None:

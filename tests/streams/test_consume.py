@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import nats
 import pytest
 from tortoise import Tortoise
@@ -19,9 +22,11 @@ from tests.streams.conftest import (
     publish,
     wait_until,
 )
+from tests.support import processes
 from tests.support.client import GraphQLClient
 from tests.support.nats import NatsServer
 from tests.support.proxy import Proxy
+from tests.support.server import free_port
 
 DEFAULTS = Settings()
 # What a killed consumer held is delivered again once its acknowledgement wait ran out: short here.
@@ -188,3 +193,35 @@ async def test_a_database_outage_leaves_messages_unacknowledged_until_they_are_r
 
 async def _logged(procs: Processes, text: str) -> bool:
     return text in procs.logs()
+
+
+async def test_consume_without_a_nats_url_says_what_to_set_and_exits_2(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SETTLEGRAPH_NATS")}
+    env["SETTLEGRAPH_DATABASE_URL"] = f"sqlite://{tmp_path / 'unused.db'}"
+    proc = await asyncio.create_subprocess_exec(processes.SETTLEGRAPH, "consume", env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await proc.communicate()
+    assert proc.returncode == 2
+    assert b"SETTLEGRAPH_NATS_URL=" in stderr and b"SETTLEGRAPH_NATS_SUBJECT" in stderr
+
+
+async def test_an_unreachable_broker_is_retried_and_the_demo_day_is_filed_once_it_is_there(
+        database: str, tmp_path: Path, procs: Processes) -> None:
+    absent = NatsServer(tmp_path / "late-jetstream", free_port())  # not started yet: nothing listens there
+    metrics_port = free_port()
+    await procs.start("consume", database, absent.url, "--metrics-port", str(metrics_port))
+    await wait_until(lambda: _logged(procs, "cannot reach the NATS server"), 30, "the consumer saying so",
+                     procs.logs)
+    await absent.start()
+    try:
+        demo = await processes.start("demo", database, absent.url, "--publish", "--transfers", "40")
+        assert await demo.wait() == 0
+        await wait_until(lambda: _equals(count("transfer"), 40), 60, "the demo day filed", procs.logs)
+        await wait_until(lambda: drained(absent.url), 30, "every message acknowledged", procs.logs)
+        assert await check_totals() == 40
+        async with httpx.AsyncClient() as http:
+            text = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        assert 'settlegraph_consumer_messages_total{outcome="RECORDED"} 40.0' in text
+        assert "settlegraph_consumer_pending" in text
+    finally:
+        await absent.stop()
