@@ -17,7 +17,7 @@ from app.streams.relay import Relay
 from tests.streams.conftest import Processes, count, wait_until
 from tests.support import processes
 from tests.support.client import GraphQLClient
-from tests.support.matrices import REQUEST, SETTLE
+from tests.support.matrices import CANCEL, REQUEST, SETTLE
 from tests.support.nats import NatsServer
 from tests.support.transfers import record, transfer
 
@@ -177,3 +177,25 @@ async def _outbox_empty() -> bool:
 async def _stream_has_some(nats_url: str) -> bool:
     return await stream_count(nats_url) > 0
 
+
+
+async def test_a_cancelled_settlement_is_published_with_its_batches_unlocked(
+        database: str, broker_server: NatsServer, gql: GraphQLClient) -> None:
+    await record(gql, transfer("c-1"), transfer("c-2", currency="EUR"))
+    created = await gql("""mutation { createMatrix(input: {model: "DEFAULT", period: {unit: DAY,
+        start: "2026-03-02T00:00:00Z", end: "2026-03-03T00:00:00Z"}}) { matrix { id } } }""", role="operator")
+    matrix_id = created["createMatrix"]["matrix"]["id"]
+    await gql(REQUEST, {"id": matrix_id}, role="operator")
+    cancelled = await gql(CANCEL, {"id": matrix_id}, role="settler")
+    assert cancelled["cancelSettlement"]["userErrors"] == []
+    relay = Relay(Settings(database_url=database, nats_url=broker_server.url))
+    try:
+        await relay.drain()
+    finally:
+        await relay.close()
+    bodies = [(m.subject.rsplit(".", 1)[1], json.loads(m.data)) for m in await stream_messages(broker_server.url)]
+    assert [s for s, _ in bodies] == ["open", "open", "closed", "closed", "awaiting_settlement",
+                                      "awaiting_settlement", "requested", "closed", "closed", "cancelled"]
+    assert bodies[-1][1] == {"event": "matrixCancelled", "matrixId": int(matrix_id), "at": bodies[-1][1]["at"],
+                             "actor": "sam-settler"}
+    assert {b["reason"] for s, b in bodies[7:9]} == {f"settlement of matrix {matrix_id} cancelled"}
