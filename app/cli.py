@@ -206,11 +206,12 @@ def cmd_consume(args: argparse.Namespace) -> int:
     settings = _nats_settings("consume")
     if settings is None:
         return 2
-    asyncio.run(_consume(settings, args.batch, args.metrics_port, args.metrics_host))
+    asyncio.run(_consume(settings, args.batch, args.concurrency, args.metrics_port, args.metrics_host))
     return 0
 
 
-async def _consume(settings: Settings, batch: int, metrics_port: int | None, metrics_host: str) -> None:
+async def _consume(settings: Settings, batch: int, concurrency: int, metrics_port: int | None,
+                   metrics_host: str) -> None:
     from prometheus_client import start_http_server
 
     from app.streams.consumer import Consumer
@@ -220,7 +221,7 @@ async def _consume(settings: Settings, batch: int, metrics_port: int | None, met
     try:
         if metrics_port:
             start_http_server(metrics_port, addr=metrics_host)
-        consumer = Consumer(settings, batch=batch)
+        consumer = Consumer(settings, batch=batch, concurrency=concurrency)
         _stop_on_signals(consumer.stop)
         await consumer.run()
     finally:
@@ -337,6 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     consume = sub.add_parser("consume", help="file committed transfers from a NATS JetStream stream (SPEC §13)")
     consume.add_argument("--batch", type=int, default=1000, help="messages fetched and filed together (at most)")
+    consume.add_argument("--concurrency", type=int, default=2,
+                         help="fetched batches filed at once by this process (each in its own transaction)")
     consume.add_argument("--metrics-port", type=int, default=None,
                          help="serve Prometheus metrics (pending count, outcomes) on this port")
     consume.add_argument("--metrics-host", default="127.0.0.1")

@@ -36,6 +36,7 @@ log = logging.getLogger("settlegraph.streams")
 
 FETCH_BATCH = 1_000
 FETCH_WAIT = 0.1  # seconds a fetch waits for its first messages: bounds the latency a quiet stream adds
+CONCURRENCY = 2  # fetched batches filed at once by one process (each its own transaction)
 MAX_ACK_PENDING = 20_000  # delivered but unacknowledged messages, across every process of the consumer
 PENDING_EVERY = 5.0  # seconds between two readings of the consumer's pending count
 
@@ -51,10 +52,11 @@ class Batch:
 
 
 class Consumer:
-    def __init__(self, settings: Settings, *, batch: int = FETCH_BATCH, wait: float = FETCH_WAIT) -> None:
+    def __init__(self, settings: Settings, *, batch: int = FETCH_BATCH, wait: float = FETCH_WAIT,
+                 concurrency: int = CONCURRENCY) -> None:
         if not settings.nats_url:
             raise ValueError("SETTLEGRAPH_NATS_URL is not set")
-        self.settings, self.batch, self.wait = settings, batch, wait
+        self.settings, self.batch, self.wait, self.concurrency = settings, batch, wait, max(1, concurrency)
         self.principal = Principal(f"consumer:{settings.nats_durable}", frozenset({Role.INGEST}))
         self.stopping = asyncio.Event()
         self.failures = 0  # database failures in a row
@@ -73,18 +75,24 @@ class Consumer:
             log.info("consuming", extra={"stream": s.nats_stream, "subject": s.nats_subject,
                                          "durable": s.nats_durable})
             prefetch: asyncio.Task[list[Msg]] | None = None
+            filing: set[asyncio.Task[Batch]] = set()
             try:
                 while not self.stopping.is_set():
                     msgs = await (prefetch or self._fetch(sub))
                     prefetch = None
                     if not msgs:
                         continue
-                    # The next batch is fetched while this one is filed: the broker's round trip is off the path.
+                    # The next batch is fetched while this one is filed (the broker's round trip off the path), and
+                    # up to `concurrency` batches are filed at once: while one commits, the next is validated.
                     prefetch = asyncio.create_task(self._fetch(sub))
-                    outcome = await self.handle(js, msgs)
-                    if outcome.failed:
-                        await self._pause(broker.backoff(self.failures))
-                if prefetch is not None:  # stopping: what was fetched and not filed goes back at once
+                    filing.add(asyncio.create_task(self.handle(js, msgs)))
+                    if len(filing) >= self.concurrency:
+                        done, filing = await asyncio.wait(filing, return_when=asyncio.FIRST_COMPLETED)
+                        if any(task.result().failed for task in done):
+                            await self._pause(broker.backoff(self.failures))
+                if filing:  # stopping: what is being filed is finished (and acknowledged)
+                    await asyncio.wait(filing)
+                if prefetch is not None:  # what was fetched and not filed goes back at once
                     for msg in await prefetch:
                         with contextlib.suppress(Exception):
                             await msg.nak()
