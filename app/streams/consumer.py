@@ -38,6 +38,7 @@ FETCH_BATCH = 1_000
 FETCH_WAIT = 0.1  # seconds a fetch waits for its first messages: bounds the latency a quiet stream adds
 CONCURRENCY = 2  # fetched batches filed at once by one process (each its own transaction)
 MAX_ACK_PENDING = 20_000  # delivered but unacknowledged messages, across every process of the consumer
+BACKLOG_WAIT = 1.0  # seconds a pull may wait to fill its batch while a backlog lasts
 PENDING_EVERY = 5.0  # seconds between two readings of the consumer's pending count
 
 
@@ -60,6 +61,7 @@ class Consumer:
         self.principal = Principal(f"consumer:{settings.nats_durable}", frozenset({Role.INGEST}))
         self.stopping = asyncio.Event()
         self.failures = 0  # database failures in a row
+        self.backlog = False  # the last fetch said more messages were pending
 
     def stop(self) -> None:
         self.stopping.set()
@@ -130,15 +132,20 @@ class Consumer:
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
         """The next messages (up to the batch size, or what arrived within the wait); none on a timeout or while
         the broker is away (nats-py reconnects meanwhile)."""
+        # While a backlog lasts (the last message said more are pending) a pull may take longer to fill: it still
+        # returns as soon as the batch is full. On a quiet stream it waits `wait` at most: the latency it adds.
         try:
-            return await sub.fetch(self.batch, timeout=self.wait)
+            msgs = await sub.fetch(self.batch, timeout=BACKLOG_WAIT if self.backlog else self.wait)
         except TimeoutError:
+            self.backlog = False
             return []
         except Exception as exc:
             log.warning("fetching from %s failed (%s: %s); trying again", self.settings.nats_stream,
                         type(exc).__name__, exc)
             await self._pause(broker.backoff(1))
             return []
+        self.backlog = bool(msgs) and bool(msgs[-1].metadata.num_pending)
+        return msgs
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -186,15 +193,16 @@ class Consumer:
                     outcome = next(outcomes)
                     if outcome.outcome == REJECTED:
                         errors_by_position[position] = outcome.error or DomainError(errors.VALIDATION, "rejected")
-                    metrics.CONSUMED.labels(outcome=outcome.outcome).inc()
             done = Batch(result.count("RECORDED"), result.count("DUPLICATE"))
         else:
             done = Batch()
         for position, item in enumerate(decoded):
             if isinstance(item, DomainError):
                 errors_by_position[position] = item
-                metrics.CONSUMED.labels(outcome=REJECTED).inc()
         done.rejected = len(errors_by_position)
+        for name, n in (("RECORDED", done.recorded), ("DUPLICATE", done.duplicates), (REJECTED, done.rejected)):
+            if n:
+                metrics.CONSUMED.labels(outcome=name).inc(n)
         for position, msg in enumerate(msgs):
             error = errors_by_position.get(position)
             if error is not None and not await self._dead_letter(js, msg, error):
