@@ -10,8 +10,9 @@ relays the outbox), creates a 1-second and a 15-minute model, then measures:
   drained by 1 and (another N) by 2 `settlegraph consume` processes: transfers/s, over the wall time from
   starting the processes to the consumer's last acknowledgement (process start-up included), and over the
   span of the transfers' recorded_at (first to last filing transaction);
-* latency: a steady 1,000 events/s for --latency-seconds, one consumer: publish -> visible in the database
-  (committed), p50/p99, polled every 5 ms;
+* latency: a steady 1,000 events/s for --latency-seconds, one consumer: publish -> acknowledged (the consumer
+  acknowledges after the commit: an upper bound of publish -> committed), p50/p99, the consumer's
+  acknowledgement floor read every 5 ms;
 * outbox: 86,400 one-second CLOSED batches (bench/matrix.generate) settled in this process through
   app/matrices/commands (request, then settle, four-eyes), once with the outbox as it is and once with outbox
   writing switched off in this process (the same code with the staging and the flush replaced by no-ops): the
@@ -38,11 +39,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,6 +67,37 @@ def load() -> str:
 
 
 # -- the broker and the consumers --------------------------------------------------------------------
+
+class Cpu:
+    """CPU seconds of the processes that do a phase's work: settlegraph's (server and its workers, or the
+    consumers), every postgres process on the machine, the nats-server, this client."""
+
+    def __init__(self, roots: Sequence[int], broker_pid: int) -> None:
+        self.roots, self.broker_pid = list(roots), broker_pid
+        self.start = self.sample()
+
+    def sample(self) -> tuple[float, float, float, float]:
+        def used(proc: psutil.Process) -> float:
+            with suppress(psutil.Error):
+                times = proc.cpu_times()
+                return float(times.user + times.system)
+            return 0.0
+
+        ours = 0.0
+        for pid in self.roots:
+            with suppress(psutil.Error):
+                root = psutil.Process(pid)
+                ours += sum(used(p) for p in [root, *root.children(recursive=True)])
+        postgres = sum(used(p) for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster"))
+        broker_cpu = used(psutil.Process(self.broker_pid)) if psutil.pid_exists(self.broker_pid) else 0.0
+        return ours, postgres, broker_cpu, used(psutil.Process())
+
+    def line(self, items: int, what: str) -> str:
+        ours, postgres, broker_cpu, client = (b - a for a, b in zip(self.start, self.sample(), strict=True))
+        return (f"CPU: {what} {ours:.1f} s ({ours / items * 1e6:.0f} us/transfer), postgres {postgres:.1f} s "
+                f"({postgres / items * 1e6:.0f} us/transfer), nats-server {broker_cpu:.1f} s, "
+                f"this client {client:.1f} s")
+
 
 def start_broker(store: Path, port: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen([NATS_SERVER, "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port)],
@@ -109,7 +143,7 @@ def events(rows: Sequence[ingest.Row], prefix: str, sent: datetime, first: int =
 
 
 async def consume_phase(js: Any, pool: asyncpg.Pool, rows: Sequence[ingest.Row], prefix: str, processes: int,
-                        database_url: str, nats_url: str, log: Path) -> float:
+                        database_url: str, nats_url: str, log: Path, broker_pid: int) -> float:
     # As a clearing engine publishes them: each event's committedAt is (about) when it was published.
     started = time.perf_counter()
     futures = []
@@ -122,12 +156,14 @@ async def consume_phase(js: Any, pool: asyncpg.Pool, rows: Sequence[ingest.Row],
           f"({len(rows) / published:,.0f}/s), {load()}")
     started = time.perf_counter()
     consumers = start_consumers(processes, database_url, nats_url, log)
+    cpu = Cpu([p.pid for p in consumers], broker_pid)
     try:
         while not await drained(js):
             if any(p.poll() is not None for p in consumers):
                 raise SystemExit(f"a consumer exited; see {log}")
             await asyncio.sleep(0.05)
         wall = time.perf_counter() - started
+        cpu_line = cpu.line(len(rows), "consumers (start-up included)")
     finally:
         stop_all(consumers)
     async with pool.acquire() as conn:
@@ -138,59 +174,61 @@ async def consume_phase(js: Any, pool: asyncpg.Pool, rows: Sequence[ingest.Row],
     rate = n / wall
     print(f"  {n:,} recorded: {rate:9,.0f} transfers/s over {wall:.1f} s wall (start-up included); "
           f"{n / span:,.0f} transfers/s over the {span:.1f} s of filing transactions  ({load()})")
+    print(f"  {cpu_line}")
     if n != len(rows):
         raise SystemExit(f"{n} of {len(rows)} recorded")
     return rate
 
 
-async def latency_phase(js: Any, pool: asyncpg.Pool, rows: Sequence[ingest.Row], seconds: float, per_second: int,
-                        database_url: str, nats_url: str, log: Path) -> tuple[float, float]:
+async def latency_phase(js: Any, rows: Sequence[ingest.Row], seconds: float, per_second: int, database_url: str,
+                        nats_url: str, log: Path) -> tuple[float, float]:
+    """Publish -> acknowledged by the consumer, which acknowledges only after the filing transaction committed:
+    an upper bound of publish -> committed. The consumer's acknowledgement floor (every message up to it
+    acknowledged) is read every 5 ms; a message counts as done when the floor passes it."""
     consumers = start_consumers(1, database_url, nats_url, log)
-    sent_at: dict[str, float] = {}
-    seen: dict[str, float] = {}
+    observations: list[tuple[float, int]] = []
     try:
-        async with pool.acquire() as conn:
-            last_id = await conn.fetchval("SELECT coalesce(max(id), 0) FROM transfer")
-        # Wait for the consumer to be up: one event through first.
-        await publish(js, events(rows[:1], "lw", datetime.now(UTC)))
+        await publish(js, events(rows[:1], "lw", datetime.now(UTC)))  # the consumer is up: one event through
         await until_drained(js)
         total = int(seconds * per_second)
         stop = asyncio.Event()
 
-        async def poll() -> None:
-            nonlocal last_id
-            async with pool.acquire() as conn:
-                while not stop.is_set() or len(seen) < total:
-                    found = await conn.fetch("SELECT id, transfer_id FROM transfer WHERE id > $1 ORDER BY id", last_id)
-                    now = time.perf_counter()
-                    for r in found:
-                        seen[r["transfer_id"]] = now
-                        last_id = max(last_id, r["id"])
-                    await asyncio.sleep(0.005)
+        async def watch() -> None:
+            while True:
+                info = await js.consumer_info(DEFAULTS.nats_stream, DEFAULTS.nats_durable)
+                observations.append((time.perf_counter(), int(info.ack_floor.stream_seq)))
+                if stop.is_set() and not info.num_pending and not info.num_ack_pending:
+                    return
+                await asyncio.sleep(0.005)
 
-        poller = asyncio.create_task(poll())
+        watcher = asyncio.create_task(watch())
         tick = 0.01
         per_tick = max(1, int(per_second * tick))
+        sent: list[tuple[float, asyncio.Future[Any]]] = []
         started = time.perf_counter()
         for n in range(0, total, per_tick):
             due = started + (n // per_tick) * tick
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            sent = datetime.now(UTC)
-            batch = rows[n:n + per_tick]
-            for i, row in enumerate(batch):
-                transfer_id = f"l-{n + i:07d}"
-                sent_at[transfer_id] = time.perf_counter()
-                body = json.dumps(ingest.as_input(row, transfer_id, sent)).encode()
-                await js.publish_async(DEFAULTS.nats_subject, body)
-        stop.set()
-        await asyncio.wait_for(poller, 60)
+            now = datetime.now(UTC)
+            for i, row in enumerate(rows[n:n + per_tick]):
+                body = json.dumps(ingest.as_input(row, f"l-{n + i:07d}", now)).encode()
+                sent.append((time.perf_counter(), await js.publish_async(DEFAULTS.nats_subject, body)))
+        sequences = [int((await future).seq) for _, future in sent]
+        stop.set()  # every event is on the stream: the watcher stops once all are acknowledged
+        await asyncio.wait_for(watcher, 120)
     finally:
         stop_all(consumers)
-    latencies = sorted(seen[t] - sent_at[t] for t in sent_at)
+    latencies = []
+    cursor = 0
+    for (at, _), seq in sorted(zip(sent, sequences, strict=True), key=lambda item: item[1]):
+        while observations[cursor][1] < seq:
+            cursor += 1
+        latencies.append(observations[cursor][0] - at)
+    latencies.sort()
     p50 = latencies[len(latencies) // 2] * 1000
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
-    print(f"\nlatency at {per_second:,} events/s for {seconds:.0f} s, one consumer: publish -> committed "
-          f"p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {latencies[-1] * 1000:.1f} ms  "
+    print(f"\nlatency at {per_second:,} events/s for {seconds:.0f} s, one consumer: publish -> acknowledged after "
+          f"commit p50 {p50:.1f} ms  p99 {p99:.1f} ms  max {latencies[-1] * 1000:.1f} ms  "
           f"mean {statistics.fmean(latencies) * 1000:.1f} ms  ({load()})")
     return p50, p99
 
@@ -309,23 +347,32 @@ async def main(args: argparse.Namespace) -> int:
 
             # baseline: bench/ingest.py's batched phase (warm-up first, as ingest.py does)
             warm = await ingest.batched_api(base_url, rows[:8_000], 1_000, 4, "w", False)
+            cpu = Cpu([server.pid], nats_server.pid)
             api = await ingest.batched_api(base_url, rows, 1_000, 4, "t", False)
+            cpu_line = cpu.line(api.items, "server")
             failures += warm.failures + api.failures
             expected += warm.items + api.items
             print(f"\nbaseline: recordTransfers {api.items:,} transfers, 1,000 a call, 4 clients, workers "
                   f"{args.workers}: {api.rate:9,.0f} transfers/s ({api.seconds:.1f} s)  ({load()})")
+            print(f"  {cpu_line}")
             async with pool.acquire() as conn:
                 await conn.execute("ANALYZE")  # autovacuum is off here
 
-            one = await consume_phase(js, pool, rows, "k1", 1, database_url, nats_url, log)
-            two = await consume_phase(js, pool, rows, "k2", 2, database_url, nats_url, log)
+            one = await consume_phase(js, pool, rows, "k1", 1, database_url, nats_url, log, nats_server.pid)
+            two = await consume_phase(js, pool, rows, "k2", 2, database_url, nats_url, log, nats_server.pid)
             expected += 2 * len(rows)
-            print(f"  ratio consume / recordTransfers: 1 process {one / api.rate:.2f}, 2 processes "
-                  f"{two / api.rate:.2f}")
+            again = await ingest.batched_api(base_url, rows, 1_000, 4, "t2", False)
+            failures += again.failures
+            expected += again.items
+            print(f"\nbaseline again (the machine's drift): {again.rate:9,.0f} transfers/s ({again.seconds:.1f} s)  "
+                  f"({load()})")
+            base = (api.rate + again.rate) / 2
+            print(f"  ratio consume / recordTransfers (mean of both baseline runs, {base:,.0f}/s): 1 process "
+                  f"{one / base:.2f}, 2 processes {two / base:.2f}")
             async with pool.acquire() as conn:
                 await conn.execute("ANALYZE")
 
-            await latency_phase(js, pool, rows, args.latency_seconds, args.latency_rate, database_url, nats_url, log)
+            await latency_phase(js, rows, args.latency_seconds, args.latency_rate, database_url, nats_url, log)
             expected += 1 + int(args.latency_seconds * args.latency_rate)
             # Checked before the outbox phase: its generated days have accounts without transfers.
             failures += await ingest.verify(pool, expected)
