@@ -191,6 +191,24 @@ def _nats_settings(command: str) -> Settings | None:
     return settings
 
 
+async def _migrate_when_reachable(settings: Settings) -> None:
+    """_migrate, waiting (with a back-off, saying why) for a database that is not reachable yet: a stream process
+    started beside its database, or during an outage, waits instead of exiting."""
+    from app.streams import broker
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _migrate(settings)
+            return
+        except Exception as exc:
+            wait = broker.backoff(attempt)
+            log.error("cannot reach the database at %s (%s: %s); trying again in %.1f s",
+                      _safe_url(settings.database_url), type(exc).__name__, str(exc)[:200], wait)
+            await asyncio.sleep(wait)
+
+
 def _stop_on_signals(stop: Callable[[], None]) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -216,7 +234,7 @@ async def _consume(settings: Settings, batch: int, concurrency: int, metrics_por
 
     from app.streams.consumer import Consumer
 
-    await _migrate(settings)
+    await _migrate_when_reachable(settings)
     await database.init(settings.database_url)
     try:
         if metrics_port:
@@ -239,7 +257,7 @@ def cmd_relay(args: argparse.Namespace) -> int:
 async def _relay(settings: Settings) -> None:
     from app.streams import relay
 
-    await _migrate(settings)
+    await _migrate_when_reachable(settings)
     await database.init(settings.database_url)
     try:
         stopping = asyncio.Event()

@@ -225,3 +225,23 @@ async def test_an_unreachable_broker_is_retried_and_the_demo_day_is_filed_once_i
         assert "settlegraph_consumer_pending" in text
     finally:
         await absent.stop()
+
+
+async def test_a_database_unreachable_at_start_is_waited_for(database: str, broker_server: NatsServer,
+                                                             procs: Processes) -> None:
+    if not database.startswith("postgres"):
+        pytest.skip("an unreachable database is a PostgreSQL server (SQLite is a file)")
+    parts = urlsplit(database)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)  # not started: nothing listens there yet
+    through_proxy = urlunsplit(parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}"))
+    consumer = await procs.start("consume", through_proxy, broker_server.url)
+    try:
+        await wait_until(lambda: _logged(procs, "cannot reach the database"), 30, "the consumer saying so",
+                         procs.logs)
+        assert consumer.returncode is None
+        await proxy.start()
+        await publish(broker_server.url, [event(i) for i in range(100)])
+        await wait_until(lambda: _equals(count("transfer"), 100), 60, "100 transfers", procs.logs)
+        assert await check_totals() == 100
+    finally:
+        await proxy.close()
