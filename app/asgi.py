@@ -2,6 +2,7 @@
 assets at /assets, /healthz, /readyz, /metrics."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -23,6 +24,7 @@ from app.db import connection as database
 from app.events.codec import bus_for
 from app.idempotency import purge_expired
 from app.loopback import LoopbackOnly
+from app.streams import relay
 from graphql_schema.view import SettlegraphGraphQL
 
 log = logging.getLogger("settlegraph")
@@ -44,6 +46,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
     background = [Periodic("audit-sealer", settings.audit_seal_seconds, seal_all),
                   Periodic("idempotency-purger", 60.0, purge_expired),
                   Periodic("loop-lag", lag.every, lag.tick)]
+    if not settings.nats_url:  # nothing relays the outbox: it keeps its rows; the backlog gauge shows them
+        background.append(Periodic("outbox-backlog", 30.0, relay.backlog))
+    relay_stopping = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -54,12 +59,21 @@ def create_app(settings: Settings | None = None, *, migrate: bool = False) -> St
         await bus.start()
         for task in background:
             task.start()
+        # SPEC §13: the outbox relay (one at a time across processes: app/streams/relay.py).
+        relaying = asyncio.create_task(relay.run(settings, relay_stopping), name="settlegraph-outbox-relay") \
+            if settings.nats_url else None
         _settle_heap()
         try:
             yield
         finally:
             for task in background:
                 await task.stop()
+            if relaying is not None:
+                relay_stopping.set()
+                try:
+                    await asyncio.wait_for(relaying, 5)
+                except (TimeoutError, asyncio.CancelledError):
+                    pass
             await bus.stop()
             await database.close()
 

@@ -6,8 +6,11 @@ import asyncio
 import logging
 import os
 import random
+import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from app import settlement_models
 from app.core import clock, logs
@@ -74,45 +77,192 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
+    if args.publish:
+        if _nats_settings("demo --publish") is None:
+            return 2
+        asyncio.run(_demo_publish(settings, args.transfers))
+        return 0
     asyncio.run(_demo(settings, args.transfers))
     return 0
 
 
+async def _demo_setup(settings: Settings) -> Any:
+    """Migrate, and create the demo's second model; the demo actor."""
+    from app.auth import Principal, Role
+
+    await _migrate(settings)
+    await database.init(settings.database_url)
+    actor = Principal("demo", frozenset({Role.ADMIN}))
+    if not await settlement_models.SettlementModel.filter(name="RTP").exists():
+        await settlement_models.create_model(actor, "RTP", 60, ["USD", "EUR"], ["transferType"], False)
+    return actor
+
+
+def _demo_transfers(count: int) -> list[Any]:
+    """A small, realistic day of transfers: eight participants, two currencies, the last hour."""
+    from app.batches.transfers import TransferRequest
+
+    rng = random.Random(7)
+    participants = [f"dfsp-{i:02d}" for i in range(1, 9)]
+    now = clock.now()
+    requests = []
+    for i in range(count):
+        payer, payee = rng.sample(participants, 2)
+        currency = rng.choice(["USD", "EUR"])
+        requests.append(TransferRequest(
+            transfer_id=f"demo-{now:%Y%m%d%H%M%S}-{i:05d}", payer_id=payer, payee_id=payee,
+            amount=f"{rng.randint(100, 500_000) / 100:.2f}", currency=currency,
+            committed_at=now - timedelta(seconds=rng.randint(0, 3600)),
+            settlement_model=rng.choice([None, "RTP"]),
+            attributes=[("transferType", rng.choice(["P2P", "MERCHANT"]))],
+        ))
+    return requests
+
+
 async def _demo(settings: Settings, count: int) -> None:
     """Fill the database with a small, realistic day: two models, transfers, one closed batch."""
-    from app.auth import Principal, Role
     from app.batches import recording
     from app.batches.lifecycle import change_status
     from app.batches.lookups import BatchRef
     from app.batches.status import Action
-    from app.batches.transfers import TransferRequest
 
-    await _migrate(settings)
-    await database.init(settings.database_url)
+    actor = await _demo_setup(settings)
     try:
-        actor = Principal("demo", frozenset({Role.ADMIN}))
-        if not await settlement_models.SettlementModel.filter(name="RTP").exists():
-            await settlement_models.create_model(actor, "RTP", 60, ["USD", "EUR"], ["transferType"], False)
-        rng = random.Random(7)
-        participants = [f"dfsp-{i:02d}" for i in range(1, 9)]
-        now = clock.now()
-        requests = []
-        for i in range(count):
-            payer, payee = rng.sample(participants, 2)
-            currency = rng.choice(["USD", "EUR"])
-            requests.append(TransferRequest(
-                transfer_id=f"demo-{now:%Y%m%d%H%M%S}-{i:05d}", payer_id=payer, payee_id=payee,
-                amount=f"{rng.randint(100, 500_000) / 100:.2f}", currency=currency,
-                committed_at=now - timedelta(seconds=rng.randint(0, 3600)),
-                settlement_model=rng.choice([None, "RTP"]),
-                attributes=[("transferType", rng.choice(["P2P", "MERCHANT"]))],
-            ))
-        result = await recording.record_transfers(requests, actor)
+        result = await recording.record_transfers(_demo_transfers(count), actor)
         first = next((o for o in result.outcomes if o.batch_id), None)
         if first is not None:
             await change_status(BatchRef(transfer_id=first.transfer_id), Action.CLOSE, actor, "demo close")
         print(f"demo: {result.count('RECORDED')} recorded, {result.count('DUPLICATE')} duplicates, "
               f"{result.count('REJECTED')} rejected, {len(result.created_batch_ids)} batches opened")
+    finally:
+        await database.close()
+
+
+async def _demo_publish(settings: Settings, count: int) -> None:
+    """The demo day as a clearing engine would send it (SPEC §13): on the transfers stream, every other event
+    with Mojaloop's TransferCommittedFulfiled names, for `settlegraph consume` to file."""
+    import json
+
+    from app.streams import broker
+
+    await _demo_setup(settings)
+    await database.close()
+    assert settings.nats_url
+    nc = await broker.connect(settings.nats_url, "settlegraph-demo")
+    try:
+        js = nc.jetstream(timeout=10)
+        await broker.ensure_stream(js, settings.nats_stream, [settings.nats_subject])
+        pending = []
+        for i, t in enumerate(_demo_transfers(count)):
+            attributes = dict(t.attributes or [])
+            if i % 2:
+                body = {"transferId": t.transfer_id, "payerFspId": t.payer_id, "payeeFspId": t.payee_id,
+                        "amount": t.amount, "currencyCode": t.currency, "settlementModel": t.settlement_model,
+                        "completedTimestamp": int(t.committed_at.timestamp() * 1000), "attributes": attributes}
+            else:
+                body = {"transferId": t.transfer_id, "payerId": t.payer_id, "payeeId": t.payee_id,
+                        "amount": t.amount, "currency": t.currency, "settlementModel": t.settlement_model,
+                        "committedAt": t.committed_at.isoformat(), "attributes": attributes}
+            pending.append(await js.publish_async(settings.nats_subject, json.dumps(body).encode(),
+                                                  headers={"Nats-Msg-Id": t.transfer_id}))
+        await asyncio.gather(*pending)
+        print(f"demo: {count} transfer events published on {settings.nats_subject} (stream {settings.nats_stream}); "
+              "run `settlegraph consume` to file them")
+    finally:
+        await nc.drain()
+
+
+NATS_HELP = """settlegraph {command} needs a NATS JetStream server (SPEC §13). Set:
+  SETTLEGRAPH_NATS_URL=nats://127.0.0.1:4222   the server (required)
+and, when the defaults do not fit:
+  SETTLEGRAPH_NATS_STREAM=SETTLEGRAPH_TRANSFERS             stream of committed transfers (created if missing)
+  SETTLEGRAPH_NATS_SUBJECT=hub.transfers.committed          subject the clearing engine publishes on
+  SETTLEGRAPH_NATS_DURABLE=settlegraph                      durable consumer shared by every consume process
+  SETTLEGRAPH_NATS_DEADLETTER_SUBJECT=settlegraph.deadletter.transfers
+  SETTLEGRAPH_NATS_EVENTS_PREFIX=settlegraph.events         subjects of the outbox relay's events
+See the README, "Event streams"."""
+
+
+def _nats_settings(command: str) -> Settings | None:
+    settings = Settings.from_env()
+    if not settings.nats_url:
+        print(NATS_HELP.format(command=command), file=sys.stderr)
+        return None
+    return settings
+
+
+async def _migrate_when_reachable(settings: Settings) -> None:
+    """_migrate, waiting (with a back-off, saying why) for a database that is not reachable yet: a stream process
+    started beside its database, or during an outage, waits instead of exiting."""
+    from app.streams import broker
+
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await _migrate(settings)
+            return
+        except Exception as exc:
+            wait = broker.backoff(attempt)
+            log.error("cannot reach the database at %s (%s: %s); trying again in %.1f s",
+                      _safe_url(settings.database_url), type(exc).__name__, str(exc)[:200], wait)
+            await asyncio.sleep(wait)
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from app.batches.recording import MAX_TRANSFERS_PER_CALL
+
+    if not 1 <= args.batch <= MAX_TRANSFERS_PER_CALL:
+        log.error("--batch must be between 1 and %d", MAX_TRANSFERS_PER_CALL)
+        return 2
+    settings = _nats_settings("consume")
+    if settings is None:
+        return 2
+    asyncio.run(_consume(settings, args.batch, args.concurrency, args.metrics_port, args.metrics_host))
+    return 0
+
+
+async def _consume(settings: Settings, batch: int, concurrency: int, metrics_port: int | None,
+                   metrics_host: str) -> None:
+    from prometheus_client import start_http_server
+
+    from app.streams.consumer import Consumer
+
+    await _migrate_when_reachable(settings)
+    await database.init(settings.database_url)
+    try:
+        if metrics_port:
+            start_http_server(metrics_port, addr=metrics_host)
+        consumer = Consumer(settings, batch=batch, concurrency=concurrency)
+        _stop_on_signals(consumer.stop)
+        await consumer.run()
+    finally:
+        await database.close()
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    settings = _nats_settings("relay")
+    if settings is None:
+        return 2
+    asyncio.run(_relay(settings))
+    return 0
+
+
+async def _relay(settings: Settings) -> None:
+    from app.streams import relay
+
+    await _migrate_when_reachable(settings)
+    await database.init(settings.database_url)
+    try:
+        stopping = asyncio.Event()
+        _stop_on_signals(stopping.set)
+        await relay.run(settings, stopping)
     finally:
         await database.close()
 
@@ -201,7 +351,19 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(func=cmd_migrate)
     demo = sub.add_parser("demo", help="fill the database with demo data")
     demo.add_argument("--transfers", type=int, default=2000)
+    demo.add_argument("--publish", action="store_true",
+                      help="publish the demo day on the transfers stream (SETTLEGRAPH_NATS_URL) for `consume`")
     demo.set_defaults(func=cmd_demo)
+    consume = sub.add_parser("consume", help="file committed transfers from a NATS JetStream stream (SPEC §13)")
+    consume.add_argument("--batch", type=int, default=1000, help="messages fetched and filed together (at most)")
+    consume.add_argument("--concurrency", type=int, default=2,
+                         help="fetched batches filed at once by this process (each in its own transaction)")
+    consume.add_argument("--metrics-port", type=int, default=None,
+                         help="serve Prometheus metrics (pending count, outcomes) on this port")
+    consume.add_argument("--metrics-host", default="127.0.0.1")
+    consume.set_defaults(func=cmd_consume)
+    relay = sub.add_parser("relay", help="publish the outbox's settlement events to NATS JetStream (SPEC §13)")
+    relay.set_defaults(func=cmd_relay)
     reconcile = sub.add_parser("reconcile-grants",
                                help="check grant spent amounts against transfer history (exit 1 on differences)")
     reconcile.add_argument("--grant", action="append", help="a grant id (repeatable); default: every limited grant")

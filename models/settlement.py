@@ -199,3 +199,18 @@ class IdempotencyKey(Model):
     class Meta:
         table = "idempotency_key"
         unique_together = (("caller", "key"),)
+
+
+class OutboxEntry(Model):
+    """One change set to publish on the event stream (SPEC §13), written in the transaction that made it and
+    deleted once the broker acknowledged its messages (app/streams/relay.py). `kind` names what changed
+    (`batch`, `matrix`), `payload` is compact JSON: a batch change set lists every batch id that moved with the
+    same from / to / at / actor / reason / matrix, so a matrix settling 86,400 batches writes one row."""
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=16)
+    payload = fields.TextField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "outbox"

@@ -24,6 +24,7 @@ from tortoise.transactions import in_transaction
 from app.auth import Principal
 from app.core import clock
 from app.core.errors import DomainError
+from app.db import outbox
 from app.db.dialect import POSTGRES, Store
 from app.db.retry import retrying_deadlocks
 
@@ -102,7 +103,9 @@ class SqliteAuditStore(AuditStore, dialect="sqlite"):
 
 async def insert(conn: Any, entries: Sequence[Entry]) -> None:
     """Write entries inside the open transaction `conn`, in one statement (log them with log_entry once it
-    committed)."""
+    committed). Every mutation's transaction ends here, so the change sets it staged for the outbox are written
+    here too, as its last writes (app/db/outbox.py: that is what makes the outbox's id order commit order)."""
+    await outbox.flush(conn)
     if entries:
         await AuditStore.on(conn).insert(entries)
 

@@ -19,6 +19,7 @@ from app.core import clock, errors
 from app.core.checks import check_reason
 from app.core.errors import DomainError
 from app.core.turns import slices
+from app.db import outbox
 
 
 async def apply(
@@ -68,7 +69,34 @@ async def apply(
         await store.change_status(moving, sources, rule.target, owner_after(action, matrix_id), now, actor, reason,
                                   matrix_id)
         await store.apply_bucket_moves(move_rows(moves, rule.target))
+        publish_changes(store.conn, moving, sources, rule.target, now, actor, reason, matrix_id)
     return changes, skipped
+
+
+def publish_changes(conn: Any, batch_ids: Sequence[int], sources: Sequence[str | None], to_status: str,
+                    at: datetime, actor: str | None, reason: str | None, matrix_id: int | None) -> None:
+    """Stage status changes (batch_ids[k] from sources[k] to `to_status`) for the outbox (SPEC §13) in the
+    transaction of `conn` that makes them: one change set per from / to / at / actor / reason / matrix, listing its
+    batch ids (a settled day is one row, not 86,400). Every status change is made in `apply` or when recording opens
+    a batch; both call this."""
+    sets = outbox.staged(conn)
+    by_source: dict[str | None, outbox.ChangeSet] = {}
+    if sets and sets[-1].kind == "batch" and sets[-1].key[1:] == (to_status, at, actor, reason, matrix_id):
+        by_source[sets[-1].key[0]] = sets[-1]
+    start = 0
+    while start < len(batch_ids):  # runs of one source status: a list extended per run, not per batch
+        source, end = sources[start], start + 1
+        while end < len(batch_ids) and sources[end] == source:
+            end += 1
+        found = by_source.get(source)
+        if found is None:
+            key = (source, to_status, at, actor, reason, matrix_id)
+            found = by_source[source] = outbox.ChangeSet("batch", key, {
+                "from": source, "to": to_status, "at": at.isoformat(), "actor": actor, "reason": reason,
+                "matrixId": matrix_id})
+            sets.append(found)
+        found.ids.extend(batch_ids[start:end])
+        start = end
 
 
 async def apply_one(store: BatchStore, batch_id: int, action: Action, *, actor: str | None, reason: str | None,

@@ -18,7 +18,7 @@ from app import audit
 from app.auth import Principal
 from app.batches import keys
 from app.batches.keys import BatchKey
-from app.batches.lifecycle import apply
+from app.batches.lifecycle import apply, publish_changes
 from app.batches.status import Action, BatchStatus, StatusChange
 from app.batches.store import BatchStore, NewBatch, StoredTransfer
 from app.batches.transfers import Prepared, TransferRequest, model_infos, prepare
@@ -73,14 +73,16 @@ class RecordingResult:
         return sum(1 for o in self.outcomes if o.outcome == outcome)
 
 
-async def record_transfers(requests: Sequence[TransferRequest], caller: Principal | None) -> RecordingResult:
+async def record_transfers(requests: Sequence[TransferRequest], caller: Principal | None, *,
+                           operation: str = "recordTransfers", target: str | None = None) -> RecordingResult:
     """Record in a transaction of its own, retried on deadlocks, with the call's audit entry (its counts of
-    outcomes) written in the same transaction, so one commit carries both.
+    outcomes) written in the same transaction, so one commit carries both. `operation` and `target` name the
+    call in the audit log (the stream consumer files a fetched batch of events as one call).
 
     Calls of up to GROUP_CALL_LIMIT transfers that arrive while another one is being written share the next
     transaction (group commit, app/db/group_commit.py); each keeps its own outcomes and audit entry, and a group
     that fails is written again call by call, so one call's failure never fails another."""
-    command = audit.Command(caller, "recordTransfers", f"{len(requests)} transfer(s)")
+    command = audit.Command(caller, operation, target or f"{len(requests)} transfer(s)")
     return await audit.submitted(command, _submit(_Call(requests, command)))
 
 
@@ -319,5 +321,6 @@ async def _open_batches(
             change = StatusChange(created, None, BatchStatus.OPEN, now, actor, "created", None)
             result.status_changes.append(change)
             await store.add_history([(created, None, BatchStatus.OPEN)], now, actor, "created", None)
+            publish_changes(store.conn, [created], [None], BatchStatus.OPEN, now, actor, "created", None)
         pending = retry
     raise DomainError(errors.INTERNAL, "could not find an open batch after repeated attempts")

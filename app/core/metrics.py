@@ -29,6 +29,21 @@ GROUP_FALLBACKS = Counter(
     "Groups that failed as a whole and were written again one by one, by kind", ["writer"],
 )
 
+# Event streams (SPEC §13): `settlegraph consume` serves these on its --metrics-port, a server at /metrics.
+CONSUMED = Counter("settlegraph_consumer_messages_total",
+                   "Transfer events the consumer settled, by outcome (RECORDED, DUPLICATE, REJECTED)", ["outcome"])
+CONSUMER_NAKS = Counter("settlegraph_consumer_naks_total",
+                        "Transfer events handed back to the broker for redelivery after a database failure")
+CONSUMER_PENDING = Gauge("settlegraph_consumer_pending",
+                         "Transfer events on the stream the durable consumer has not delivered yet (num_pending)")
+CONSUMER_ACK_PENDING = Gauge("settlegraph_consumer_ack_pending",
+                             "Transfer events delivered and not acknowledged yet (num_ack_pending)")
+for _outcome in ("RECORDED", "DUPLICATE", "REJECTED"):
+    CONSUMED.labels(outcome=_outcome)
+OUTBOX_BACKLOG = Gauge("settlegraph_outbox_backlog",
+                       "Outbox rows (change sets) not relayed to the event stream yet")
+RELAYED = Counter("settlegraph_outbox_messages_relayed_total", "Messages the outbox relay published (acknowledged)")
+
 
 LOOP_LAG = Gauge(
     "settlegraph_event_loop_lag_seconds",

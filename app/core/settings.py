@@ -26,6 +26,13 @@ def _positive(value: str | None, default: int, name: str) -> int:
     return number
 
 
+_NATS = {"nats_url": "SETTLEGRAPH_NATS_URL", "nats_stream": "SETTLEGRAPH_NATS_STREAM",
+         "nats_subject": "SETTLEGRAPH_NATS_SUBJECT", "nats_durable": "SETTLEGRAPH_NATS_DURABLE",
+         "nats_deadletter_subject": "SETTLEGRAPH_NATS_DEADLETTER_SUBJECT",
+         "nats_deadletter_stream": "SETTLEGRAPH_NATS_DEADLETTER_STREAM",
+         "nats_events_prefix": "SETTLEGRAPH_NATS_EVENTS_PREFIX", "nats_events_stream": "SETTLEGRAPH_NATS_EVENTS_STREAM"}
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -41,6 +48,16 @@ class Settings:
     max_query_cost: int = DEFAULT_MAX_QUERY_COST
     idempotency_hours: int = 24  # how long a mutation's first answer is kept for its idempotency key (SPEC §12)
     audit_seal_seconds: int = 10  # how often the audit log is sealed into its hash chain (SPEC §10)
+    # Event streams (SPEC §13, README "Event streams"): without a NATS URL nothing is consumed or relayed.
+    nats_url: str | None = None
+    nats_stream: str = "SETTLEGRAPH_TRANSFERS"  # the stream of committed transfers (created if missing)
+    nats_subject: str = "hub.transfers.committed"
+    nats_durable: str = "settlegraph"  # the durable pull consumer every `consume` process shares
+    nats_deadletter_subject: str = "settlegraph.deadletter.transfers"
+    nats_deadletter_stream: str = "SETTLEGRAPH_DEADLETTER"
+    nats_events_prefix: str = "settlegraph.events"  # the outbox's subjects: <prefix>.batch.<status>, ...
+    nats_events_stream: str = "SETTLEGRAPH_EVENTS"
+    nats_ack_wait_seconds: int = 30  # a delivered message not acknowledged within this is delivered again
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -78,5 +95,10 @@ class Settings:
             "max_query_cost": _positive(env.get("SETTLEGRAPH_MAX_QUERY_COST"), DEFAULT_MAX_QUERY_COST,
                                         "SETTLEGRAPH_MAX_QUERY_COST"),
         }
+        values["nats_ack_wait_seconds"] = _positive(env.get("SETTLEGRAPH_NATS_ACK_WAIT_SECONDS"), 30,
+                                                    "SETTLEGRAPH_NATS_ACK_WAIT_SECONDS")
+        for name, variable in _NATS.items():
+            if env.get(variable, "").strip():
+                values[name] = env[variable].strip()
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]

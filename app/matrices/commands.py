@@ -24,7 +24,9 @@ from app.batches.store import BatchStore, LockedBatch, OwnedBatches
 from app.core import clock, errors
 from app.core.checks import check_reason, parse_id
 from app.core.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
+from app.core.money import format_minor
 from app.core.turns import bulk_work, slices
+from app.db import outbox
 from app.db.columns import fits
 from app.matrices import ledger
 from app.matrices.rules import (
@@ -260,6 +262,7 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
         await MatrixStore.on(conn).add_members(matrix.id, others)
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)
+    _publish(conn, matrix, "requested", actor, now)
     return CommandResult(matrix, closed + locked, skipped + refused)
 
 
@@ -288,6 +291,7 @@ async def cancel_settlement(matrix_id: str, caller: Principal | None) -> Command
         if matrix.type == MatrixType.DYNAMIC:  # back to its criteria: batches created since join it again
             await MatrixBatch.filter(matrix_id=matrix.id).delete()
         await _touch(matrix, now, status=MatrixStatus.OPEN.value, requested_by=None, requested_at=None)
+        _publish(conn, matrix, "cancelled", command.actor, now)
         command.note(changed=len(changes))
         return CommandResult(matrix, changes, skipped)
 
@@ -355,3 +359,17 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
     await _touch(matrix, now, status=MatrixStatus.SETTLED.value)
     result.changes += settled
     result.settlement = settlement
+    # The synchronous settlement report's content (app/matrices/reports.py), as settleMatrix answers it.
+    _publish(conn, matrix, "settled", actor, now, settlement={
+        "id": settlement.id, "settledAt": now.isoformat(), "requestedBy": matrix.requested_by, "settledBy": actor,
+        "participants": [{"participantId": t.participant_id, "currency": t.currency,
+                          "debit": format_minor(t.debit, t.currency), "credit": format_minor(t.credit, t.currency),
+                          "net": format_minor(t.credit - t.debit, t.currency)}
+                         for t in sorted(settled_totals, key=lambda t: (t.participant_id, t.currency))],
+        "batchCount": len(owned)})
+
+
+def _publish(conn: Any, matrix: SettlementMatrix, event: str, actor: str, now: datetime, **extra: Any) -> None:
+    """Stage a matrix event for the outbox (SPEC §13), in the command's transaction."""
+    outbox.stage(conn, "matrix", {"event": event, "matrixId": matrix.id, "at": now.isoformat(), "actor": actor,
+                                  **extra})

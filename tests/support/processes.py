@@ -68,3 +68,31 @@ async def stop(process: Process) -> None:
     except TimeoutError:
         process.proc.kill()
         await process.proc.wait()
+
+
+async def start(command: str, database_url: str, nats_url: str, *args: str, log: Path | None = None,
+                **env: str) -> asyncio.subprocess.Process:
+    """`settlegraph <command>` (consume, relay) as its own process, on this database and NATS server; its stderr
+    (JSON log lines) appended to `log` when given."""
+    full_env = {**os.environ, "SETTLEGRAPH_DATABASE_URL": database_url, "SETTLEGRAPH_NATS_URL": nats_url,
+                "SETTLEGRAPH_LOG_LEVEL": "WARNING", **env}
+    with (log or Path(os.devnull)).open("ab") as stderr:
+        return await asyncio.create_subprocess_exec(SETTLEGRAPH, command, *args, env=full_env,
+                                                    stdout=asyncio.subprocess.DEVNULL, stderr=stderr)
+
+
+async def kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL, as a crash: no clean-up runs."""
+    if proc.returncode is None:
+        proc.kill()
+    await proc.wait()
+
+
+async def terminate(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 15)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
