@@ -76,24 +76,31 @@ class Cpu:
         self.roots, self.broker_pid = list(roots), broker_pid
         self.start = self.sample()
 
-    def sample(self) -> tuple[float, float, float, float]:
+    def sample(self) -> tuple[dict[int, float], dict[int, float], float, float]:
         def used(proc: psutil.Process) -> float:
             with suppress(psutil.Error):
                 times = proc.cpu_times()
                 return float(times.user + times.system)
             return 0.0
 
-        ours = 0.0
+        ours: dict[int, float] = {}
         for pid in self.roots:
             with suppress(psutil.Error):
                 root = psutil.Process(pid)
-                ours += sum(used(p) for p in [root, *root.children(recursive=True)])
-        postgres = sum(used(p) for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster"))
+                ours.update({p.pid: used(p) for p in [root, *root.children(recursive=True)]})
+        postgres = {p.pid: used(p) for p in psutil.process_iter(["name"])
+                    if p.info["name"] in ("postgres", "postmaster")}
         broker_cpu = used(psutil.Process(self.broker_pid)) if psutil.pid_exists(self.broker_pid) else 0.0
         return ours, postgres, broker_cpu, used(psutil.Process())
 
     def line(self, items: int, what: str) -> str:
-        ours, postgres, broker_cpu, client = (b - a for a, b in zip(self.start, self.sample(), strict=True))
+        """Per process, what it used between the two samples (a process that exited meanwhile is not counted;
+        one that started is counted in full); postgres: every postgres process on the machine, other work's
+        too."""
+        (ours0, pg0, broker0, client0), (ours1, pg1, broker1, client1) = self.start, self.sample()
+        ours = sum(v - ours0.get(pid, 0.0) for pid, v in ours1.items())
+        postgres = sum(v - pg0.get(pid, 0.0) for pid, v in pg1.items())
+        broker_cpu, client = broker1 - broker0, client1 - client0
         return (f"CPU: {what} {ours:.1f} s ({ours / items * 1e6:.0f} us/transfer), postgres {postgres:.1f} s "
                 f"({postgres / items * 1e6:.0f} us/transfer), nats-server {broker_cpu:.1f} s, "
                 f"this client {client:.1f} s")
