@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from app.core import clock
@@ -50,6 +50,14 @@ class Row:
     id: int
     kind: str
     payload: dict[str, Any]
+    written: datetime
+
+    @property
+    def key(self) -> str:
+        """The row's identity for the broker's duplicate detection: its id and when it was written. Ids alone start
+        again after a database is restored from a backup (or its identities reset), and the broker would drop the
+        new rows' messages as repeats of old ones for its whole duplicate window."""
+        return f"{self.id}@{round(self.written.timestamp() * 1_000_000)}"
 
 
 def staged(conn: Any) -> list[ChangeSet]:
@@ -81,8 +89,8 @@ class OutboxStore(Store):
         return True
 
     async def first(self, limit: int) -> list[Row]:
-        rows = await self.tuples(f"SELECT id, kind, payload FROM outbox ORDER BY id LIMIT {int(limit)}")
-        return [Row(int(r[0]), r[1], json.loads(r[2])) for r in rows]
+        rows = await self.tuples(f"SELECT id, kind, payload, created_at FROM outbox ORDER BY id LIMIT {int(limit)}")
+        return [Row(int(r[0]), r[1], json.loads(r[2]), _moment(r[3])) for r in rows]
 
     async def delete(self, ids: Sequence[int]) -> None:
         raise NotImplementedError
@@ -115,3 +123,9 @@ class SqliteOutboxStore(OutboxStore, dialect=SQLITE):
         for start in range(0, len(ids), 400):
             chunk = ids[start:start + 400]
             await self.execute(f"DELETE FROM outbox WHERE id IN ({', '.join('?' * len(chunk))})", list(chunk))
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A stored time as either dialect reads it (SQLite gives ISO text), timezone-aware."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -148,8 +148,9 @@ class Outgoing:
     data: bytes
 
 
-def outbox_messages(row_id: int, kind: str, payload: Mapping[str, Any], prefix: str) -> list[Outgoing]:
-    """The messages of one outbox row, in order, each with a unique, deterministic id (`<row id>:<n>`), so the
+def outbox_messages(row_key: str, kind: str, payload: Mapping[str, Any], prefix: str) -> list[Outgoing]:
+    """The messages of one outbox row, in order, each with a unique, deterministic id (`<row key>:<n>`, the key
+    being the row's id and when it was written: app/db/outbox.Row.key), so the
     relay's retries are dropped by the broker. A batch change set becomes one message per batch:
     `<prefix>.batch.<status>` (lower case) carrying the history row (batchId, from, to, at, actor, reason,
     matrixId); a matrix event is `<prefix>.matrix.<requested|cancelled|settled>`."""
@@ -159,12 +160,12 @@ def outbox_messages(row_id: int, kind: str, payload: Mapping[str, Any], prefix: 
         # The shared part is encoded once; each message splices its batch id in front.
         shared = json.dumps({k: payload.get(k) for k in ("from", "to", "at", "actor", "reason", "matrixId")},
                             separators=(",", ":"))[1:]
-        return [Outgoing(subject, f"{row_id}:{n}",
+        return [Outgoing(subject, f"{row_key}:{n}",
                          f'{{"event":"batchStatusChanged","batchId":{int(batch_id)},{shared}'.encode())
                 for n, batch_id in enumerate(ids)]
     if kind == "matrix":
         body = {"event": f"matrix{str(payload['event']).capitalize()}", **{k: v for k, v in payload.items()
                                                                            if k != "event"}}
-        return [Outgoing(f"{prefix}.matrix.{payload['event']}", f"{row_id}:0",
+        return [Outgoing(f"{prefix}.matrix.{payload['event']}", f"{row_key}:0",
                          json.dumps(body, separators=(",", ":")).encode())]
     raise ValueError(f"unknown outbox kind {kind!r}")

@@ -6,9 +6,9 @@ order (= commit order), and deletes each row only once the broker acknowledged e
   it taken and skip the round. It is released at commit, or when the connection dies with its process. SQLite
   serves one process: one relay (do not run `settlegraph relay` beside a SQLite server).
 - A row becomes one message per batch (`<prefix>.batch.<status>`) or one matrix event
-  (`<prefix>.matrix.<event>`), each with `Nats-Msg-Id: <row id>:<n>`: a relay that crashed after publishing and
-  before deleting publishes the row again after restart, and the stream's duplicate window drops what it
-  already stored.
+  (`<prefix>.matrix.<event>`), each with `Nats-Msg-Id: <row id>@<written, µs>:<n>`: a relay that crashed after
+  publishing and before deleting publishes the row again after restart, and the stream's duplicate window drops
+  what it already stored (the time keeps the ids new after a database restore restarts the row ids).
 - Rows are published one after the other, each one's acknowledgements awaited before the next, so a batch's
   changes (which can only lie in different rows) reach the stream in order even when a publish is retried.
 """
@@ -97,7 +97,7 @@ class Relay:
     async def _publish(self, js: JetStreamContext, row: Row) -> None:
         prefix = self.settings.nats_events_prefix
         futures: list[asyncio.Future[Any]] = []
-        for n, message in enumerate(outbox_messages(row.id, row.kind, row.payload, prefix), 1):
+        for n, message in enumerate(outbox_messages(row.key, row.kind, row.payload, prefix), 1):
             futures.append(await js.publish_async(message.subject, message.data, headers={MSG_ID: message.msg_id}))
             if n % 5_000 == 0:
                 await asyncio.sleep(0)

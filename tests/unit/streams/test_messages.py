@@ -73,16 +73,29 @@ def test_a_dead_letter_carries_the_original_its_code_and_reason() -> None:
 def test_a_batch_change_set_becomes_one_message_per_batch_with_deterministic_ids() -> None:
     payload = {"from": "AWAITING_SETTLEMENT", "to": "SETTLED", "at": "2026-03-02T00:00:00+00:00", "actor": "sam",
                "reason": "settled in matrix 3", "matrixId": 3, "ids": [7, 8, 9]}
-    messages = outbox_messages(12, "batch", payload, "p")
-    assert [m.msg_id for m in messages] == ["12:0", "12:1", "12:2"]
+    messages = outbox_messages("12@1772409600000000", "batch", payload, "p")
+    assert [m.msg_id for m in messages] == ["12@1772409600000000:0", "12@1772409600000000:1", "12@1772409600000000:2"]
     assert {m.subject for m in messages} == {"p.batch.settled"}
     assert json.loads(messages[1].data) == {"event": "batchStatusChanged", "batchId": 8, "from": "AWAITING_SETTLEMENT",
                                             "to": "SETTLED", "at": "2026-03-02T00:00:00+00:00", "actor": "sam",
                                             "reason": "settled in matrix 3", "matrixId": 3}
-    assert outbox_messages(12, "batch", payload, "p") == messages
+    assert outbox_messages("12@1772409600000000", "batch", payload, "p") == messages
 
 
 def test_a_matrix_event_is_one_message() -> None:
-    [message] = outbox_messages(5, "matrix", {"event": "settled", "matrixId": 3, "settlement": {"id": 1}}, "p")
-    assert (message.subject, message.msg_id) == ("p.matrix.settled", "5:0")
+    [message] = outbox_messages("5@1", "matrix", {"event": "settled", "matrixId": 3, "settlement": {"id": 1}}, "p")
+    assert (message.subject, message.msg_id) == ("p.matrix.settled", "5@1:0")
     assert json.loads(message.data) == {"event": "matrixSettled", "matrixId": 3, "settlement": {"id": 1}}
+
+
+def test_a_row_written_again_after_a_restore_has_new_message_ids() -> None:
+    """Outbox ids start again after a database is restored: the time a row was written keeps its messages' ids new,
+    so the broker does not drop them as repeats; the same row read twice (a relay's retry) keeps its ids."""
+    from datetime import UTC, datetime
+
+    from app.db.outbox import Row
+
+    before = Row(12, "matrix", {}, datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    again = Row(12, "matrix", {}, datetime(2026, 3, 2, 10, 0, tzinfo=UTC))
+    restored = Row(12, "matrix", {}, datetime(2026, 3, 2, 11, 30, 0, 1, tzinfo=UTC))
+    assert before.key == again.key != restored.key
