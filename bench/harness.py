@@ -166,5 +166,6 @@ class CpuMeter:
             split = " = " + " + ".join(f"{u:.1f}" for u in used)
         return (f"CPU: server {self.server:.1f} s{split} ({self.server / self.seconds * 100:.0f}% of a core, "
                 f"{self.server / items * 1000:.3f} ms/{unit}), postgres {self.postgres:.1f} s "
-                f"({self.postgres / self.seconds * 100:.0f}%; every postgres process on the machine), "
+                f"({self.postgres / self.seconds * 100:.0f}%, {self.postgres / items * 1000:.3f} ms/{unit}; "
+                "every postgres process on the machine), "
                 f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")

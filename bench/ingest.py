@@ -618,10 +618,12 @@ async def main(args: argparse.Namespace) -> int:
                           f"per call: {base.latency_line()}")
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
                 if not args.skip_lean:
-                    lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
+                    with CpuMeter(server.pid) as lean_cpu:
+                        lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
                     failures += lean.failures
                     print(f"  {lean.name:22} {lean.rate:9,.0f} transfers/s  ({lean.seconds:.1f} s)  "
                           f"per call: {lean.latency_line()}")
+                    print(f"  {lean_cpu.line(lean.items, 'transfer')}  (the server idles)")
                     print(f"  ratio API / {lean.name}: {api.rate / lean.rate:.2f}  (target >= 0.70; {load()})")
 
             if not args.skip_single:
