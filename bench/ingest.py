@@ -358,7 +358,7 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[tran
     now = datetime.now(UTC)
     prepared = [transfers.prepare(r, i, models, now) for i, r in enumerate(requests)]
     result = recording.RecordingResult([])
-    targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
+    targets = await recording._open_batches(store, {p.key: p.new_batch() for p in prepared}, "bench", now, result)
     for p in prepared:
         p.row.batch_id = targets[p.key]
     rows = [p.row for p in prepared]
