@@ -597,7 +597,7 @@ async def main(args: argparse.Namespace) -> int:
 
             if not args.skip_batched:
                 profiler.start("batched")
-                with RssSampler(server.pid) as rss, CpuMeter(server.pid) as cpu:
+                with RssSampler(server.pid) as rss, CpuMeter(server.pid, name) as cpu:
                     api = await batched_api(base_url, rows, args.per_call, args.clients, "t", args.keep_alive)
                 profiler.stop()
                 failures += api.failures
@@ -618,7 +618,7 @@ async def main(args: argparse.Namespace) -> int:
                           f"per call: {base.latency_line()}")
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
                 if not args.skip_lean:
-                    with CpuMeter(server.pid) as lean_cpu:
+                    with CpuMeter(server.pid, name) as lean_cpu:
                         lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
                     failures += lean.failures
                     print(f"  {lean.name:22} {lean.rate:9,.0f} transfers/s  ({lean.seconds:.1f} s)  "
@@ -632,7 +632,7 @@ async def main(args: argparse.Namespace) -> int:
                 failures += warm_single.failures
                 expected += warm_single.items
                 profiler.start("single")
-                with CpuMeter(server.pid) as cpu:
+                with CpuMeter(server.pid, name) as cpu:
                     single = await single_api(callers, rows, args.single_seconds, "s")
                 profiler.stop()
                 failures += single.failures
