@@ -54,7 +54,7 @@ class TransfersFiled:
         return cls(ids) if ids else None
 
 
-@dataclass
+@dataclass(slots=True)  # one a transfer
 class Outcome:
     transfer_id: str
     outcome: TransferOutcome

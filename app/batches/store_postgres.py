@@ -85,7 +85,8 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
             await self._count_new_batches(created_batch_ids)
             return set()
         ordered = sorted(rows, key=lambda r: r.transfer_id)
-        inserted = await self.rows(
+        # The inserted ids come back as one array in one row, not a row each (1,000 records decoded into dicts).
+        inserted = await self.tuples(
             "WITH ins AS (INSERT INTO transfer (transfer_id, payer_id, payee_id, amount, currency, "
             "committed_at, model_id, attributes, refund_of, batch_id, recorded_at) "
             "SELECT t.transfer_id, t.payer_id, t.payee_id, t.amount, t.currency, t.committed_at, "
@@ -116,7 +117,7 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
             "  FROM (SELECT batch_id, participant_id, debit, credit, 0 AS n FROM sums UNION ALL "
             "        SELECT c, '', 0, 0, 1 FROM unnest($12::bigint[]) AS c) AS d JOIN batch b ON b.id = d.batch_id "
             f"  GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6 {BUCKET_UPSERT}) "
-            "SELECT transfer_id FROM ins",
+            "SELECT array_agg(transfer_id) FROM ins",
             [
                 [r.transfer_id for r in ordered], [r.payer_id for r in ordered],
                 [r.payee_id for r in ordered], [r.amount for r in ordered], [r.currency for r in ordered],
@@ -125,7 +126,7 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
                 [r.batch_id for r in ordered], now, list(created_batch_ids),
             ],
         )
-        return {r["transfer_id"] for r in inserted}
+        return set(inserted[0][0] or ())
 
     async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
         # The locked rows come back as four arrays in one row: a matrix locking 86,400 batches decodes
