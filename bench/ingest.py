@@ -23,7 +23,9 @@ measures:
     .venv/bin/python bench/ingest.py --workers 2 --profile-dir /tmp/prof   # py-spy collapsed stacks
 
 The figures depend on the machine; the server, PostgreSQL and this client share its cores, so each phase also
-prints the CPU seconds of each (ms per transfer or call are steadier than rates on a busy machine).
+prints the CPU seconds of each (ms per transfer or call are steadier than rates on a busy machine); PostgreSQL's
+are those of the backends connected to this bench's database only, and the lean path prints its own (PostgreSQL
+and this client), so the API's CPU per transfer can be set against the bar's.
 --profile-dir needs py-spy (`pip install py-spy`).
 """
 from __future__ import annotations
