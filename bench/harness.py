@@ -128,10 +128,13 @@ class Connection:
 
 
 class CpuMeter:
-    """CPU seconds used by the server (with its workers) and by every PostgreSQL process while a phase runs."""
+    """CPU seconds used by the server (with its workers) and by PostgreSQL while a phase runs: every PostgreSQL
+    process, or with `database` only the backends connected to it (their process title names it), which leaves
+    out other benchmarks sharing the server (and PostgreSQL's own background writers)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, database: str | None = None) -> None:
         self.root = psutil.Process(pid)
+        self.database = database
 
     def _sample(self) -> tuple[float, float, float]:
         server = postgres = 0.0
@@ -143,14 +146,21 @@ class CpuMeter:
                     times = proc.cpu_times()
                     server += times.user + times.system
                     self.per_process[proc.pid] = times.user + times.system
-        for proc in psutil.process_iter(["name", "cpu_times"]):
-            if proc.info["name"] in ("postgres", "postmaster") and proc.info["cpu_times"] is not None:
-                postgres += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+        self.backends: dict[int, float] = {}
+        for proc in psutil.process_iter(["name", "cpu_times", "cmdline"]):
+            if proc.info["name"] not in ("postgres", "postmaster") or proc.info["cpu_times"] is None:
+                continue
+            if self.database is not None and self.database not in " ".join(proc.info["cmdline"] or ()):
+                continue
+            used = proc.info["cpu_times"].user + proc.info["cpu_times"].system
+            postgres += used
+            self.backends[proc.pid] = used
         return server, postgres, own.user + own.system
 
     def __enter__(self) -> CpuMeter:
         self.start = self._sample()
         self.per_process_start = self.per_process
+        self._started_backends = self.backends
         self.started = time.perf_counter()
         return self
 
@@ -158,6 +168,8 @@ class CpuMeter:
         end = self._sample()
         self.seconds = time.perf_counter() - self.started
         self.server, self.postgres, self.client = (b - a for a, b in zip(self.start, end, strict=True))
+        if self.database is not None:  # per backend: one that connected meanwhile counts from zero
+            self.postgres = sum(used - self._started_backends.get(pid, 0.0) for pid, used in self.backends.items())
 
     def line(self, items: int, unit: str) -> str:
         split = ""
@@ -166,5 +178,6 @@ class CpuMeter:
             split = " = " + " + ".join(f"{u:.1f}" for u in used)
         return (f"CPU: server {self.server:.1f} s{split} ({self.server / self.seconds * 100:.0f}% of a core, "
                 f"{self.server / items * 1000:.3f} ms/{unit}), postgres {self.postgres:.1f} s "
-                f"({self.postgres / self.seconds * 100:.0f}%; every postgres process on the machine), "
+                f"({self.postgres / self.seconds * 100:.0f}%, {self.postgres / items * 1000:.3f} ms/{unit}; "
+                f"{'backends of this database' if self.database else 'every postgres process on the machine'}), "
                 f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")

@@ -23,7 +23,9 @@ measures:
     .venv/bin/python bench/ingest.py --workers 2 --profile-dir /tmp/prof   # py-spy collapsed stacks
 
 The figures depend on the machine; the server, PostgreSQL and this client share its cores, so each phase also
-prints the CPU seconds of each (ms per transfer or call are steadier than rates on a busy machine).
+prints the CPU seconds of each (ms per transfer or call are steadier than rates on a busy machine); PostgreSQL's
+are those of the backends connected to this bench's database only, and the lean path prints its own (PostgreSQL
+and this client), so the API's CPU per transfer can be set against the bar's.
 --profile-dir needs py-spy (`pip install py-spy`).
 """
 from __future__ import annotations
@@ -361,7 +363,7 @@ async def file_with_store_sql(store: PostgresBatchStore, requests: Sequence[tran
     now = datetime.now(UTC)
     prepared = [transfers.prepare(r, i, models, now) for i, r in enumerate(requests)]
     result = recording.RecordingResult([])
-    targets = await recording._open_batches(store, {p.key: p.new_batch for p in prepared}, "bench", now, result)
+    targets = await recording._open_batches(store, {p.key: p.new_batch() for p in prepared}, "bench", now, result)
     for p in prepared:
         p.row.batch_id = targets[p.key]
     rows = [p.row for p in prepared]
@@ -600,7 +602,7 @@ async def main(args: argparse.Namespace) -> int:
 
             if not args.skip_batched:
                 profiler.start("batched")
-                with RssSampler(server.pid) as rss, CpuMeter(server.pid) as cpu:
+                with RssSampler(server.pid) as rss, CpuMeter(server.pid, name) as cpu:
                     api = await batched_api(base_url, rows, args.per_call, args.clients, "t", args.keep_alive)
                 profiler.stop()
                 failures += api.failures
@@ -621,10 +623,12 @@ async def main(args: argparse.Namespace) -> int:
                           f"per call: {base.latency_line()}")
                     print(f"  ratio API / {base.name}: {api.rate / base.rate:.2f}  ({load()})")
                 if not args.skip_lean:
-                    lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
+                    with CpuMeter(server.pid, name) as lean_cpu:
+                        lean = await lean_path(pool, rows, args.per_call, args.clients, "l")
                     failures += lean.failures
                     print(f"  {lean.name:22} {lean.rate:9,.0f} transfers/s  ({lean.seconds:.1f} s)  "
                           f"per call: {lean.latency_line()}")
+                    print(f"  {lean_cpu.line(lean.items, 'transfer')}  (the server idles)")
                     print(f"  ratio API / {lean.name}: {api.rate / lean.rate:.2f}  (target >= 0.70; {load()})")
 
             if not args.skip_single:
@@ -633,7 +637,7 @@ async def main(args: argparse.Namespace) -> int:
                 failures += warm_single.failures
                 expected += warm_single.items
                 profiler.start("single")
-                with CpuMeter(server.pid) as cpu:
+                with CpuMeter(server.pid, name) as cpu:
                     single = await single_api(callers, rows, args.single_seconds, "s")
                 profiler.stop()
                 failures += single.failures

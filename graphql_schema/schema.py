@@ -19,6 +19,7 @@ from app.core.errors import BAD_REQUEST, DomainError
 from graphql_schema.audit import schema as audit
 from graphql_schema.batches import schema as batches
 from graphql_schema.errors import MaskInternalErrors, coded
+from graphql_schema.execution import PlainFieldsExecution
 from graphql_schema.grants import schema as grants
 from graphql_schema.idempotency import IdempotencyKeys
 from graphql_schema.limits import RequestLimits
@@ -65,6 +66,7 @@ schema = SettlegraphSchema(
     mutation=Mutation,
     subscription=Subscription,
     config=StrawberryConfig(scalar_map=SCALAR_MAP),
+    execution_context_class=PlainFieldsExecution,
     extensions=[
         MaskInternalErrors,
         OperationMetrics,

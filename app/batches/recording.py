@@ -54,7 +54,7 @@ class TransfersFiled:
         return cls(ids) if ids else None
 
 
-@dataclass
+@dataclass(slots=True)  # one a transfer
 class Outcome:
     transfer_id: str
     outcome: TransferOutcome
@@ -136,15 +136,17 @@ async def _write(calls: Sequence[_Call]) -> list[RecordingResult]:
     async def transaction() -> list[RecordingResult]:
         async with in_transaction() as conn:
             results = await _record(BatchStore.on(conn), [c.requests for c in calls], calls[0].actor)
-            for call, result in zip(calls, results, strict=True):
-                call.command.note(**{key: result.count(outcome) for key, outcome in COUNTS})
+            counts = [{key: result.count(outcome) for key, outcome in COUNTS} for result in results]
+            for call, counted in zip(calls, counts, strict=True):
+                call.command.note(**counted)
             entries = [call.command.entry() for call in calls]
             await audit.insert(conn, entries)
         for entry in entries:
             audit.log_entry(entry)
-        for result in results:
-            for outcome in result.outcomes:
-                metrics.TRANSFERS.labels(outcome=outcome.outcome).inc()
+        for counted in counts:  # one increment per outcome, not per transfer: labels() costs a lookup each time
+            for key, outcome in COUNTS:
+                if counted[key]:
+                    metrics.TRANSFERS.labels(outcome=outcome).inc(counted[key])
         return results
 
     return await retrying_deadlocks(transaction, "recordTransfers")
@@ -196,8 +198,11 @@ async def _file(store: BatchStore, valid: list[Prepared], existing: dict[str, St
     fresh = [p for p in valid if not _settle_existing(p, existing, outcomes, local)]
 
     refund_targets = await _disputed_refund_targets(store, fresh)
-    targets = await _open_batches(store, {p.key: p.new_batch for p in fresh if p.index not in refund_targets},
-                                  actor, now, result)
+    wanted: dict[BatchKey, NewBatch] = {}
+    for p in fresh:
+        if p.key not in wanted and p.index not in refund_targets:
+            wanted[p.key] = p.new_batch()
+    targets = await _open_batches(store, wanted, actor, now, result)
     for p in fresh:
         p.row.batch_id = refund_targets.get(p.index) or targets[p.key]
     rows = [p.row for p in fresh]

@@ -22,7 +22,9 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+# Built for every transfer of a call (by the API, from each TransferInput): a plain dataclass, as a frozen one's
+# __init__ costs several times as much. Nothing changes a request once built.
+@dataclass(slots=True)
 class TransferRequest:
     transfer_id: str
     payer_id: str
@@ -51,11 +53,19 @@ class Prepared:
     index: int
     row: NewTransfer  # batch_id still 0: assigned when filed
     key: BatchKey
-    new_batch: NewBatch
+    model: ModelInfo
+    segment: list[tuple[str, str]]
+
+    def new_batch(self) -> NewBatch:
+        """The batch to open for this transfer's key (built once per key of a call, not per transfer)."""
+        return NewBatch(self.key, self.segment, keys.window_end(self.key.window_start, self.model.interval),
+                        self.model.name, self.model.interval)
 
 
 def _attributes(raw: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
-    items = list(raw or [])
+    if not raw:
+        return []
+    items = list(raw)
     if len(items) > MAX_ATTRIBUTES:
         raise DomainError(errors.VALIDATION, f"at most {MAX_ATTRIBUTES} attributes", ["attributes"])
     seen: set[str] = set()
@@ -83,7 +93,7 @@ def prepare(request: TransferRequest, index: int, models: dict[str, ModelInfo], 
     if request.payer_id == request.payee_id:
         raise DomainError(errors.SAME_PARTICIPANT, "payer and payee must differ", ["payeeId"])
     try:
-        amount = money.positive_minor(money.parse_decimal(request.amount), request.currency)
+        amount = money.parse_positive_minor(request.amount, request.currency)
     except DomainError as exc:
         field_name = "currency" if exc.code == errors.UNKNOWN_CURRENCY else "amount"
         raise DomainError(exc.code, exc.message, [field_name]) from None
@@ -99,9 +109,9 @@ def prepare(request: TransferRequest, index: int, models: dict[str, ModelInfo], 
         )
     model = _model_for(request.settlement_model, models, request.currency)
     attributes = _attributes(request.attributes)
-    segment = keys.segment_values(model.segment_by, dict(attributes))
+    segment = keys.segment_values(model.segment_by, dict(attributes)) if model.segment_by else []
     start = keys.window_start(committed_at, model.interval)
-    key = BatchKey(model.id, request.currency, keys.segment_key(segment), start)
+    key = BatchKey(model.id, request.currency, keys.segment_key(segment) if segment else "", start)
     row = NewTransfer(
         transfer_id=request.transfer_id,
         payer_id=request.payer_id,
@@ -114,8 +124,7 @@ def prepare(request: TransferRequest, index: int, models: dict[str, ModelInfo], 
         refund_of=request.refund_of,
         batch_id=0,
     )
-    new_batch = NewBatch(key, segment, keys.window_end(start, model.interval), model.name, model.interval)
-    return Prepared(index, row, key, new_batch)
+    return Prepared(index, row, key, model, segment)
 
 
 def _model_for(name: str | None, models: dict[str, ModelInfo], currency: str) -> ModelInfo:

@@ -26,11 +26,12 @@ def parse_id(value: str | int, field: str = "id") -> int:
 def check_id(value: str, name: str) -> None:
     """A transfer or participant id: 1 to MAX_ID_LENGTH characters, no surrounding spaces, no control
     characters."""
-    if not isinstance(value, str) or not value.strip():
+    stripped = value.strip() if isinstance(value, str) else ""
+    if not stripped:
         raise DomainError(errors.VALIDATION, f"{name} must not be empty", [name])
     if len(value) > MAX_ID_LENGTH:
         raise DomainError(errors.VALIDATION, f"{name} is longer than {MAX_ID_LENGTH} characters", [name])
-    if value != value.strip() or _CONTROL_CHARACTER.search(value):
+    if value != stripped or _CONTROL_CHARACTER.search(value):
         raise DomainError(errors.VALIDATION, f"{name} has surrounding spaces or control characters", [name])
 
 

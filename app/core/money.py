@@ -79,6 +79,25 @@ def positive_minor(amount: Decimal, currency: str) -> int:
     return minor
 
 
+def parse_positive_minor(text: str, currency: str) -> int:
+    """positive_minor(parse_decimal(text), currency) in string and integer arithmetic: a call of 1,000 transfers
+    parses 1,000 amounts, and Decimal's scaling costs most of it. Only a valid amount is computed here; anything
+    else goes through the Decimal functions above, which refuse it with their codes and messages."""
+    match = _DECIMAL.match(text) if isinstance(text, str) else None
+    if match is None or text[0] == "-":
+        return positive_minor(parse_decimal(text), currency)
+    scale = currency_scale(currency)
+    whole, fraction = match.group(1), (match.group(2) or ".")[1:]
+    if len(fraction) > scale:
+        if fraction[scale:].strip("0"):  # more decimals than the currency has
+            return positive_minor(parse_decimal(text), currency)
+        fraction = fraction[:scale]
+    minor = int(whole + fraction.ljust(scale, "0"))
+    if minor <= 0 or minor > MAX_TRANSFER_MINOR:
+        return positive_minor(parse_decimal(text), currency)
+    return minor
+
+
 def format_minor(minor: int, currency: str) -> str:
     """Minor units back to the wire: exactly the currency's decimals, e.g. 125050 USD -> "1250.50"."""
     scale = currency_scale(currency)

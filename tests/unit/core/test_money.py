@@ -47,3 +47,22 @@ def test_transfer_amounts_are_positive(text, code):
 def test_format(minor, currency, text):
     assert money.format_minor(minor, currency) == text
     assert Decimal(text) == Decimal(minor).scaleb(-money.currency_scale(currency))
+
+
+@pytest.mark.parametrize("currency", ["USD", "JPY", "BHD", "XAU", "ZZZ", "usd"])
+@pytest.mark.parametrize("text", [
+    "0", "0.00", "1", "1.0", "1.00", "1.000", "1.001", "1.010", "-1", "-0", "-0.00", "0.01", "0.001", "01", "1.",
+    ".5", "1e5", " 1", "1 ", "", "1000000000000000", "10000000000000.00", "10000000000000.01", "9999999999999.99",
+    "1" * 30, "1" * 31, "1.000000000000000000", "0.000000000000000001", "0.0000001", "12.50", "12.500", "1\n", 5,
+    None,
+])
+def test_integer_parse_answers_as_the_decimal_path(text, currency):
+    """parse_positive_minor is positive_minor(parse_decimal(...)) without Decimal: same minor units, same refusal."""
+    def outcome(parse):
+        try:
+            return parse()
+        except DomainError as exc:
+            return exc.code, exc.message
+
+    assert outcome(lambda: money.parse_positive_minor(text, currency)) == \
+        outcome(lambda: money.positive_minor(money.parse_decimal(text), currency))
