@@ -255,7 +255,7 @@ class OutboxOff:
 
         self.saved = [(lifecycle, "publish_changes", lifecycle.publish_changes), (outbox, "flush", outbox.flush),
                       (commands, "_publish", commands._publish)]
-        lifecycle.publish_changes = lambda conn, changes: None  # type: ignore[assignment]
+        lifecycle.publish_changes = lambda *args, **kwargs: None  # type: ignore[assignment]
         commands._publish = lambda *args, **kwargs: None  # type: ignore[assignment]
         outbox.flush = flush  # type: ignore[assignment]
         return self
