@@ -48,7 +48,16 @@ import stalls
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import create_database, drop_database, dsn, free_port, start_server, stop_server, wait_ready  # noqa: E402
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    dsn,
+    free_port,
+    start_server,
+    stop_server,
+    verdict,
+    wait_ready,
+)
 from ingest import RECORD, as_input, check_payload, close_all, connect_one_by_one, gql_any, transfer_id  # noqa: E402
 from ingest import Row as TransferRow  # noqa: E402
 from matrix import CREATE_MATRIX, CREATE_MODEL, REQUEST, SETTLE, Conn, gql  # noqa: E402
@@ -421,11 +430,8 @@ async def main(args: argparse.Namespace) -> int:
             print(f"kept database {database_url}")
         else:
             await drop_database(args.postgres_url, db_name)
-    if failures:
-        print(f"\nFAIL ({len(failures)}):\n  " + "\n  ".join(failures[:20]))
-        return 1
-    print("\nOK: every day settled, journal balanced, every batch's accounts equal its transfers")
-    return 0
+    return verdict(failures, "every day settled, journal balanced, every batch's accounts equal its transfers",
+                   args.server_log)
 
 
 def parse_args() -> argparse.Namespace:

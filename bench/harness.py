@@ -181,3 +181,14 @@ class CpuMeter:
                 f"({self.postgres / self.seconds * 100:.0f}%, {self.postgres / items * 1000:.3f} ms/{unit}; "
                 f"{'backends of this database' if self.database else 'every postgres process on the machine'}), "
                 f"this client {self.client:.1f} s ({self.client / self.seconds * 100:.0f}%)")
+
+
+def verdict(failures: list[str], ok: str, log: Path | str | None = None) -> int:
+    """A bench's last lines and exit status: its failed checks (FAIL, 1) or what held (OK, 0)."""
+    if failures:
+        print(f"\nFAIL ({len(failures)}):\n  " + "\n  ".join(failures[:20]))
+        if log:
+            print(f"log: {log}")
+        return 1
+    print(f"\nOK: {ok}")
+    return 0

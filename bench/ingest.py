@@ -67,6 +67,7 @@ from harness import (  # noqa: E402
     free_port,
     start_server,
     stop_server,
+    verdict,
     wait_ready,
 )
 
@@ -663,14 +664,8 @@ async def main(args: argparse.Namespace) -> int:
             print(f"kept database {database_url}")
         else:
             await drop_database(args.postgres_url, name)
-    if failures:
-        print(f"\nFAIL ({len(failures)}):")
-        for failure in failures[:20]:
-            print(f"  {failure}")
-        print(f"server log: {log_path}")
-        return 1
-    print("\nOK: every batch's totals equal the sum of its transfers; nets sum to zero per batch")
-    return 0
+    return verdict(failures, "every batch's totals equal the sum of its transfers; nets sum to zero per batch",
+                   log_path)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

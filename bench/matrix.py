@@ -40,7 +40,16 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import create_database, drop_database, dsn, free_port, start_server, stop_server, wait_ready  # noqa: E402
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    dsn,
+    free_port,
+    start_server,
+    stop_server,
+    verdict,
+    wait_ready,
+)
 
 from app.batches.store import BatchStore  # noqa: E402
 
@@ -271,11 +280,8 @@ async def main(args: argparse.Namespace) -> int:
             print(f"kept database {database_url}")
         else:
             await drop_database(args.postgres_url, db_name)
-    if failures:
-        print("\nFAIL:\n  " + "\n  ".join(failures))
-        return 1
-    print("\nOK: matrix totals equal the SQL join-and-sum; settlement settled every batch; journal balanced")
-    return 0
+    return verdict(failures, "matrix totals equal the SQL join-and-sum; settlement settled every batch; journal "
+                   "balanced", args.server_log)
 
 
 def parse_args() -> argparse.Namespace:

@@ -52,7 +52,16 @@ sys.path.insert(0, str(ROOT))
 
 import ingest  # noqa: E402
 import matrix  # noqa: E402
-from harness import create_database, drop_database, dsn, free_port, start_server, stop_server, wait_ready  # noqa: E402
+from harness import (  # noqa: E402
+    create_database,
+    drop_database,
+    dsn,
+    free_port,
+    start_server,
+    stop_server,
+    verdict,
+    wait_ready,
+)
 
 from app.core.settings import Settings  # noqa: E402
 from app.streams import broker  # noqa: E402
@@ -407,14 +416,7 @@ async def main(args: argparse.Namespace) -> int:
             print(f"kept database {database_url}")
         else:
             await drop_database(args.postgres_url, name)
-    if failures:
-        print(f"\nFAIL ({len(failures)}):")
-        for failure in failures[:20]:
-            print(f"  {failure}")
-        print(f"log: {log}")
-        return 1
-    print("\nOK: every batch's totals equal the sum of its transfers; nets sum to zero per batch")
-    return 0
+    return verdict(failures, "every batch's totals equal the sum of its transfers; nets sum to zero per batch", log)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
