@@ -63,3 +63,16 @@ async def test_graphiql_takes_the_key_from_its_header_editor_too(server, gql, br
         await run(tab)
         await tab.page.locator(".result-window").get_by_text('"ada-auditor"').wait_for(timeout=10_000)
         tab.assert_clean()
+
+
+async def test_graphiql_runs_a_mutation(server, gql, browser):
+    async with browser.tab(server.base_url) as tab:
+        await sign_in(tab, key_of("admin"), "/graphql")
+        await tab.page.wait_for_selector(".signin-status:has-text('signed in as alice-admin')")
+        await set_query(tab, 'mutation { createSettlementModel(input: {name: "FROM_GRAPHIQL", batchIntervalSeconds: '
+                             '3600}) { model { name batchIntervalSeconds } userErrors { code } } }')
+        await run(tab)
+        await tab.page.locator(".result-window").get_by_text('"FROM_GRAPHIQL"').wait_for(timeout=10_000)
+        models = await gql("{ settlementModels { name } }", role="viewer")
+        assert "FROM_GRAPHIQL" in [m["name"] for m in models["settlementModels"]]  # it was written, not only shown
+        tab.assert_clean()
