@@ -73,6 +73,8 @@ class Consumer:
         try:
             js = nc.jetstream(timeout=10)
             sub = await self._subscribe(js)
+            puller = broker.Puller(nc, s.nats_stream, s.nats_durable)
+            await puller.start()
             watcher = asyncio.create_task(self._watch_pending(sub))
             log.info("consuming", extra={"stream": s.nats_stream, "subject": s.nats_subject,
                                          "durable": s.nats_durable})
@@ -80,13 +82,13 @@ class Consumer:
             filing: set[asyncio.Task[Batch]] = set()
             try:
                 while not self.stopping.is_set():
-                    msgs = await (prefetch or self._fetch(sub))
+                    msgs = await (prefetch or self._fetch(puller))
                     prefetch = None
                     if not msgs:
                         continue
                     # The next batch is fetched while this one is filed (the broker's round trip off the path), and
                     # up to `concurrency` batches are filed at once: while one commits, the next is validated.
-                    prefetch = asyncio.create_task(self._fetch(sub))
+                    prefetch = asyncio.create_task(self._fetch(puller))
                     filing.add(asyncio.create_task(self.handle(js, msgs)))
                     if len(filing) >= self.concurrency:
                         done, filing = await asyncio.wait(filing, return_when=asyncio.FIRST_COMPLETED)
@@ -129,13 +131,13 @@ class Consumer:
                           s.nats_durable, s.nats_stream, type(exc).__name__, exc, wait)
                 await asyncio.sleep(wait)
 
-    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    async def _fetch(self, puller: broker.Puller) -> list[Msg]:
         """The next messages (up to the batch size, or what arrived within the wait); none on a timeout or while
         the broker is away (nats-py reconnects meanwhile)."""
         # While a backlog lasts (the last message said more are pending) a pull may take longer to fill: it still
         # returns as soon as the batch is full. On a quiet stream it waits `wait` at most: the latency it adds.
         try:
-            msgs = await sub.fetch(self.batch, timeout=BACKLOG_WAIT if self.backlog else self.wait)
+            msgs = await puller.fetch(self.batch, BACKLOG_WAIT if self.backlog else self.wait)
         except TimeoutError:
             self.backlog = False
             return []
