@@ -87,8 +87,9 @@ class Puller:
     nats-py's `fetch` waits for each message of a batch with a timeout of its own (an asyncio task per message):
     half the consumer's CPU at 1,000 messages a batch. Here messages are appended as they arrive, and a pull
     ends when its batch is full, when the server ends it (a status message on its reply subject: 404 nothing
-    more, 408 expired, 409 ...), or after its wait. Like `fetch`, a pull first asks for what is there now
-    (no_wait) and, only when nothing is, waits up to `wait` seconds for the first messages.
+    more, 408 expired, 409 ...), or after its wait. A pull first asks for what is there now (no_wait) and, only
+    when nothing is, waits up to `wait` seconds for the first messages, and returns with them (and whatever else
+    arrived in the same read) rather than waiting for a full batch: a quiet stream's events are filed at once.
 
     Delivered messages carry their stream subject, not the pull they answer: each goes to the oldest pull still
     waiting, or, when none is (a late answer), to the next one. Every message is leased to this consumer until it
@@ -111,7 +112,7 @@ class Puller:
         return await self._pull(batch, wait)
 
     async def _pull(self, batch: int, wait: float | None) -> list[Msg]:
-        pull = _Pull(batch)
+        pull = _Pull(batch, eager=wait is not None)
         pull.msgs, self.spare = self.spare[:batch], self.spare[batch:]
         if len(pull.msgs) >= batch:
             return pull.msgs
@@ -144,13 +145,15 @@ class Puller:
                 pull.msgs.append(msg)
                 if len(pull.msgs) >= pull.batch:
                     pull.done.set()
+                elif pull.eager and len(pull.msgs) == 1:  # the first: end after this turn's other arrivals
+                    asyncio.get_running_loop().call_soon(pull.done.set)
                 return
         self.spare.append(msg)
 
 
 class _Pull:
-    __slots__ = ("batch", "done", "msgs")
+    __slots__ = ("batch", "done", "eager", "msgs")
 
-    def __init__(self, batch: int) -> None:
-        self.batch, self.done = batch, asyncio.Event()
+    def __init__(self, batch: int, eager: bool = False) -> None:
+        self.batch, self.done, self.eager = batch, asyncio.Event(), eager
         self.msgs: list[Msg] = []
