@@ -35,10 +35,9 @@ from app.streams.messages import dead_letter, decode_transfer
 log = logging.getLogger("settlegraph.streams")
 
 FETCH_BATCH = 1_000
-FETCH_WAIT = 0.1  # seconds a fetch waits for its first messages: bounds the latency a quiet stream adds
+FETCH_WAIT = 0.1  # seconds a pull waits for the first messages when none is there (app/streams/broker.Puller)
 CONCURRENCY = 2  # fetched batches filed at once by one process (each its own transaction)
 MAX_ACK_PENDING = 20_000  # delivered but unacknowledged messages, across every process of the consumer
-BACKLOG_WAIT = 1.0  # seconds a pull may wait to fill its batch while a backlog lasts
 PENDING_EVERY = 5.0  # seconds between two readings of the consumer's pending count
 
 
@@ -61,7 +60,6 @@ class Consumer:
         self.principal = Principal(f"consumer:{settings.nats_durable}", frozenset({Role.INGEST}))
         self.stopping = asyncio.Event()
         self.failures = 0  # database failures in a row
-        self.backlog = False  # the last fetch said more messages were pending
 
     def stop(self) -> None:
         self.stopping.set()
@@ -132,22 +130,16 @@ class Consumer:
                 await asyncio.sleep(wait)
 
     async def _fetch(self, puller: broker.Puller) -> list[Msg]:
-        """The next messages (up to the batch size, or what arrived within the wait); none on a timeout or while
-        the broker is away (nats-py reconnects meanwhile)."""
-        # While a backlog lasts (the last message said more are pending) a pull may take longer to fill: it still
-        # returns as soon as the batch is full. On a quiet stream it waits `wait` at most: the latency it adds.
+        """The next messages: up to the batch size of those there now (a backlog is filed in full batches), or else
+        the first to arrive within the wait (the latency a quiet stream adds); none when nothing came or while the
+        broker is away (nats-py reconnects meanwhile)."""
         try:
-            msgs = await puller.fetch(self.batch, BACKLOG_WAIT if self.backlog else self.wait)
-        except TimeoutError:
-            self.backlog = False
-            return []
+            return await puller.fetch(self.batch, self.wait)
         except Exception as exc:
             log.warning("fetching from %s failed (%s: %s); trying again", self.settings.nats_stream,
                         type(exc).__name__, exc)
             await self._pause(broker.backoff(1))
             return []
-        self.backlog = bool(msgs) and bool(msgs[-1].metadata.num_pending)
-        return msgs
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
