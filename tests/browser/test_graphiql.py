@@ -8,12 +8,15 @@ from tests.support.browser import sign_in
 from tests.support.server import key_of
 from tests.support.transfers import record, transfer
 
+QUERY_EDITOR = ".graphiql-query-editor .CodeMirror"
+
 
 async def set_query(tab, query: str) -> None:
     # GraphiQL's editor is CodeMirror 5, which keeps its API on the editor's element: typing would fight the
-    # editor's bracket completion.
-    await tab.page.evaluate(
-        "(q) => document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.setValue(q)", query)
+    # editor's bracket completion. GraphiQL may still be mounting it when the sign-in has answered.
+    await tab.page.wait_for_selector(QUERY_EDITOR)
+    await tab.page.evaluate("([selector, q]) => document.querySelector(selector).CodeMirror.setValue(q)",
+                            [QUERY_EDITOR, query])
 
 
 async def run(tab) -> None:
