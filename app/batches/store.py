@@ -18,7 +18,7 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BucketMove
-from app.db.dialect import Store
+from app.db.dialect import Store, stored_time
 
 
 # NewBatch and NewTransfer are built for every transfer of a call: plain (not frozen) dataclasses, as a
@@ -67,14 +67,12 @@ class StoredTransfer:
 def stored_transfer(row: dict[str, Any]) -> StoredTransfer:
     """A transfer row (STORED_COLUMNS) as read by either dialect: attributes are JSON text, and SQLite gives the
     time as ISO text."""
-    committed_at = row["committed_at"]
-    if isinstance(committed_at, str):
-        committed_at = datetime.fromisoformat(committed_at)
     attributes = row["attributes"]
     if isinstance(attributes, str):
         attributes = json.loads(attributes)
     pairs = tuple(sorted((a["key"], a["value"]) for a in attributes or ()))
-    return StoredTransfer((row["payer_id"], row["payee_id"], int(row["amount"]), row["currency"], committed_at,
+    return StoredTransfer((row["payer_id"], row["payee_id"], int(row["amount"]), row["currency"],
+                           stored_time(row["committed_at"]),
                            int(row["model_id"]), pairs, row["refund_of"]), int(row["batch_id"]))
 
 

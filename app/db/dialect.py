@@ -3,6 +3,7 @@
 - `dialect_of(conn)` names a connection's dialect (POSTGRES or SQLITE); nothing else reads Tortoise's capabilities.
 - `Sql(dialect)` collects a statement's values as numbered placeholders (`$n` on PostgreSQL, `?n` on SQLite):
   `p(value)`, `in_list(values)` (an IN list, short lists only), `json(value)` (a JSON text parameter).
+- `stored_time(value)`: a time column as a raw query gives it (SQLite: ISO text), as an aware datetime.
 - `chunks(items)`: SQLite bounds the variables of one statement; long lists go in chunks of SQLITE_CHUNK.
   PostgreSQL takes a long list as one array parameter (`= ANY($n::bigint[])`, `unnest(...)`) instead.
 - `Store`: the base of every area's store of hand-written SQL. An area declares its interface as a subclass
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 POSTGRES = "postgres"
@@ -27,6 +29,13 @@ S = TypeVar("S", bound="Store")
 
 def dialect_of(conn: Any) -> str:
     return POSTGRES if conn.capabilities.dialect == POSTGRES else SQLITE
+
+
+def stored_time(value: datetime | str) -> datetime:
+    """A time column as either dialect's raw query gives it (asyncpg a datetime, SQLite ISO text), timezone-aware
+    (stored times are UTC)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class Sql:

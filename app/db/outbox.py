@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.core import clock
-from app.db.dialect import POSTGRES, SQLITE, Store
+from app.db.dialect import POSTGRES, SQLITE, Store, chunks, stored_time
 
 # pg_advisory_xact_lock keys: outbox writers (commit order) and the one relay.
 WRITE_LOCK = 0x5E77_0B01
@@ -90,7 +90,7 @@ class OutboxStore(Store):
 
     async def first(self, limit: int) -> list[Row]:
         rows = await self.tuples(f"SELECT id, kind, payload, created_at FROM outbox ORDER BY id LIMIT {int(limit)}")
-        return [Row(int(r[0]), r[1], json.loads(r[2]), _moment(r[3])) for r in rows]
+        return [Row(int(r[0]), r[1], json.loads(r[2]), stored_time(r[3])) for r in rows]
 
     async def delete(self, ids: Sequence[int]) -> None:
         raise NotImplementedError
@@ -120,12 +120,6 @@ class SqliteOutboxStore(OutboxStore, dialect=SQLITE):
                                 [[kind, payload, at] for kind, payload in rows])
 
     async def delete(self, ids: Sequence[int]) -> None:
-        for start in range(0, len(ids), 400):
-            chunk = ids[start:start + 400]
+        for chunk in chunks(ids):
             await self.execute(f"DELETE FROM outbox WHERE id IN ({', '.join('?' * len(chunk))})", list(chunk))
 
-
-def _moment(value: datetime | str) -> datetime:
-    """A stored time as either dialect reads it (SQLite gives ISO text), timezone-aware."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -10,7 +10,7 @@ serialise on that batch's row: the second sees it locked by the first and skips 
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -183,6 +183,34 @@ def _skip_reason(action: Action, row: LockedBatch, matrix_id: int) -> str | None
     return refusal(action, row.status, row.owner_matrix_id, matrix_id)
 
 
+@dataclass
+class Members:
+    """A matrix's members as one command sees them: those it acts on, those it leaves alone (skipped with a reason,
+    or gone), and the skips it reports."""
+
+    chosen: list[int] = field(default_factory=list)
+    others: list[int] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+async def _members(ids: Sequence[int], rows: Mapping[int, LockedBatch], chosen: Callable[[LockedBatch], bool],
+                   why: Callable[[LockedBatch], str | None]) -> Members:
+    """Split the (locked) members in one pass, in slices: 86,400 of them, other requests run meanwhile."""
+    members = Members()
+    async for part in slices(len(ids)):
+        for k in part:
+            batch_id = ids[k]
+            row = rows.get(batch_id)
+            if row is not None and chosen(row):
+                members.chosen.append(batch_id)
+                continue
+            members.others.append(batch_id)
+            reason = why(row) if row is not None else None
+            if reason:
+                members.skipped.append(Skipped(batch_id, reason))
+    return members
+
+
 async def _matrix_wide(command: audit.Command, matrix_id: str, action: Action, reason: str | None,
                        done: str) -> CommandResult:
     """`action` on every batch of the matrix that allows it; `done` words the default reason ("closed")."""
@@ -193,14 +221,12 @@ async def _matrix_wide(command: audit.Command, matrix_id: str, action: Action, r
         ids = await MatrixStore.on(conn).member_ids(matrix)
         rows = await store.lock_batches(ids, exclusive=True)
         rule = TRANSITIONS[action]
-        targets = [i for i in ids if i in rows and rows[i].status in rule.sources]
-        chosen = set(targets)
-        skipped = [Skipped(i, why) for i in ids if i in rows and i not in chosen
-                   and (why := _skip_reason(action, rows[i], matrix.id))]
-        changes, refused = await apply(store, targets, action, actor=command.actor,
+        members = await _members(ids, rows, lambda row: row.status in rule.sources,
+                                 lambda row: _skip_reason(action, row, matrix.id))
+        changes, refused = await apply(store, members.chosen, action, actor=command.actor,
                                        reason=reason or f"matrix {matrix.id} {done}",
                                        now=clock.now(), matrix_id=matrix.id, locked=rows)
-        return _noted(command, CommandResult(matrix, changes, skipped + refused))
+        return _noted(command, CommandResult(matrix, changes, members.skipped + refused))
 
     return await _bulk(command, work)
 
@@ -233,26 +259,14 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     ids = await MatrixStore.on(conn).member_ids(matrix)
     rows = await store.lock_batches(ids, exclusive=True)  # every member, in id order: racing matrices queue here
     await _check_checksum(conn, matrix, expected)
-    settleable: list[int] = []
-    opened: list[int] = []
-    others: list[int] = []  # members it leaves alone (skipped, or gone)
-    skipped: list[Skipped] = []
-    async for part in slices(len(ids)):  # 86,400 members: other requests run between slices
-        for k in part:
-            batch_id = ids[k]
-            row = rows.get(batch_id)
-            if row is not None and is_settleable(matrix.status, row.status, False):
-                settleable.append(batch_id)
-                if row.status == BatchStatus.OPEN:
-                    opened.append(batch_id)
-                continue
-            others.append(batch_id)
-            if row is not None:
-                skipped.append(Skipped(batch_id, unsettleable(row.status, row.owner_matrix_id, matrix.id)))
+    members = await _members(ids, rows, lambda row: is_settleable(matrix.status, row.status, False),
+                             lambda row: unsettleable(row.status, row.owner_matrix_id, matrix.id))
+    settleable = members.chosen
     if not settleable:
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(ids)} batch(es), "
                           f"none OPEN or CLOSED)", ["id"])
     reason = f"settlement requested in matrix {matrix.id}"
+    opened = [i for i in settleable if rows[i].status == BatchStatus.OPEN]
     closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id,
                             locked=rows)
     for change in closed:  # still locked by this transaction, now CLOSED
@@ -260,10 +274,10 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
                                   matrix_id=matrix.id, locked=rows)
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
-        await MatrixStore.on(conn).add_members(matrix.id, others)
+        await MatrixStore.on(conn).add_members(matrix.id, members.others)
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)
     _publish(conn, matrix, "requested", actor, now)
-    return CommandResult(matrix, closed + locked, skipped + refused)
+    return CommandResult(matrix, closed + locked, members.skipped + refused)
 
 
 async def request_settlement(matrix_id: str, expected: str | None, caller: Principal | None) -> CommandResult:
