@@ -52,12 +52,13 @@ class Batch(Model):
     window_end = fields.DatetimeField()
     sequence = fields.IntField()
     name = fields.CharField(max_length=255, unique=True)
-    # Not indexed, nor is owner_matrix_id fully (migration 0003): settling a matrix changes the status of
-    # every batch it locked, and with no index on the column (and room left on each page, fillfactor 60 on
+    # Not indexed, nor is owner_matrix_id (migrations 0003, 0010): a matrix's lock and settle change both on
+    # every batch it takes, and with no index on them (and room left on each page, fillfactor 50 on
     # PostgreSQL) those updates are HOT, touching no index.
     status = fields.CharField(max_length=24, default="OPEN")
     # The matrix that locked the batch for settlement (SPEC §5); kept as a plain id so the settlement
-    # core does not depend on the matrices tables. Indexed where set (a partial index, migration 0003).
+    # core does not depend on the matrices tables. A matrix's own batches are found through its membership
+    # (app/matrices/store.members_where), not by this column.
     owner_matrix_id = fields.BigIntField(null=True)
     created_at = fields.DatetimeField()
     updated_at = fields.DatetimeField()

@@ -298,7 +298,7 @@ async def cancel_settlement(matrix_id: str, caller: Principal | None) -> Command
         now = clock.now()
         matrix = await _locked_matrix(matrix_id)
         _require_status(matrix, [MatrixStatus.AWAITING_SETTLEMENT], "cancel the settlement of")
-        owned = await MatrixStore.on(conn).owned_batches(matrix.id, BatchStatus.AWAITING_SETTLEMENT)
+        owned = await MatrixStore.on(conn).owned_batches(matrix, BatchStatus.AWAITING_SETTLEMENT)
         changes, skipped = await apply(BatchStore.on(conn), owned, Action.UNLOCK, actor=command.actor,
                                        reason=f"settlement of matrix {matrix.id} cancelled", now=now,
                                        matrix_id=matrix.id)
@@ -349,7 +349,7 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
     """Settle the batches the (locked) matrix has locked: their status, the rollup, the report and the ledger."""
     store = BatchStore.on(conn)
     awaiting = BatchStatus.AWAITING_SETTLEMENT
-    owned = await MatrixStore.on(conn).owned_batches(matrix.id, awaiting)
+    owned = await MatrixStore.on(conn).owned_batches(matrix, awaiting)
     if not owned:
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
     # Only this matrix's commands move the batches it locked, and its row is locked: they are as read, and the

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from tortoise.expressions import Q, RawSQL, Subquery
 from tortoise.queryset import QuerySet
 
+from app.batches.status import BatchStatus
 from app.matrices.rules import MatrixStatus, MatrixType, contains, is_live, split_set
 from app.matrices.store import IN_ANY_MATRIX_SQL
 from models.matrices import MatrixBatch, SettlementMatrix
@@ -17,18 +18,33 @@ from models.settlement import Batch
 def member_query(matrix: SettlementMatrix) -> QuerySet[Batch]:
     """The matrix's batches as a query (for pages of batches)."""
     if is_live(matrix):
-        query = Batch.filter(model_id=matrix.model_id, window_start__gte=matrix.period_start,  # type: ignore[attr-defined]
-                             window_start__lt=matrix.period_end)
-        currencies, statuses = split_set(matrix.currencies), split_set(matrix.batch_statuses)
-        if currencies:
-            query = query.filter(currency__in=currencies)
-        if matrix.segment_key is not None:
-            query = query.filter(segment_key=matrix.segment_key)
-        if statuses:
-            query = query.filter(status__in=statuses)
-        return query
-    listed = MatrixBatch.filter(matrix_id=matrix.id).values("batch_id")
-    return Batch.filter(Q(owner_matrix_id=matrix.id) | Q(id__in=Subquery(listed)))
+        return _criteria(matrix)
+    listed = Q(id__in=Subquery(MatrixBatch.filter(matrix_id=matrix.id).values("batch_id")))
+    if matrix.type == MatrixType.STATIC:
+        return Batch.filter(listed)  # every member is listed, the ones it locked included
+    # A frozen DYNAMIC matrix: the members it locked (or settled) by their owner, within its period; the rest listed
+    # (the same set as app/matrices/store.members_where).
+    return _criteria(matrix, statuses=False).filter(Q(owner_matrix_id=matrix.id) | listed)
+
+
+def _criteria(matrix: SettlementMatrix, statuses: bool = True) -> QuerySet[Batch]:
+    query = Batch.filter(model_id=matrix.model_id, window_start__gte=matrix.period_start,  # type: ignore[attr-defined]
+                         window_start__lt=matrix.period_end)
+    currencies = split_set(matrix.currencies)
+    wanted = split_set(matrix.batch_statuses) if statuses else []
+    if currencies:
+        query = query.filter(currency__in=currencies)
+    if matrix.segment_key is not None:
+        query = query.filter(segment_key=matrix.segment_key)
+    if wanted:
+        query = query.filter(status__in=wanted)
+    return query
+
+
+async def settled_batches(matrix: SettlementMatrix) -> list[Batch]:
+    """The batches the matrix settled, in id order."""
+    return await member_query(matrix).filter(owner_matrix_id=matrix.id,
+                                             status=BatchStatus.SETTLED).order_by("id")
 
 
 def in_any_matrix(query: QuerySet[Batch], wanted: bool | None) -> QuerySet[Batch]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 from tortoise.connection import get_connection
 
 from app.batches.rollup import AccountTotal
-from app.batches.status import BatchStatus
 from app.matrices import totals as live_totals
 from app.matrices.totals import MatrixTotals
 from models.matrices import SettlementMatrix, SettlementTotal
-from models.settlement import Batch
 
 
 async def get(matrix_id: int) -> SettlementMatrix | None:
@@ -22,7 +20,3 @@ async def totals(matrix: SettlementMatrix) -> MatrixTotals:
 async def settlement_totals(settlement_id: int) -> list[AccountTotal]:
     rows = await SettlementTotal.filter(settlement_id=settlement_id).order_by("participant_id", "currency")
     return [AccountTotal(r.participant_id, r.currency, r.debit, r.credit) for r in rows]
-
-
-async def settled_batches(matrix_id: int) -> list[Batch]:
-    return await Batch.filter(owner_matrix_id=matrix_id, status=BatchStatus.SETTLED).order_by("id")

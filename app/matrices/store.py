@@ -9,7 +9,7 @@ from datetime import datetime
 
 from app.batches.status import BatchStatus
 from app.db.dialect import POSTGRES, SQLITE, Sql, Store
-from app.matrices.rules import is_live, split_set
+from app.matrices.rules import MatrixType, is_live, split_set
 from models.matrices import SettlementMatrix
 
 
@@ -44,26 +44,33 @@ def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = Non
                   end: datetime | None = None) -> str:
     """The SQL condition on `batch b` that selects the matrix's batches (optionally a sub-range of windows)."""
     if not is_live(matrix):
-        # Listed batches, and the ones it locked (or settled): a frozen DYNAMIC matrix lists only the rest.
         m = q.p(matrix.id)
-        listed = f"SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {m}"
-        return f"(b.owner_matrix_id = {m} OR b.id IN ({listed}))"
+        listed = f"b.id IN (SELECT mb.batch_id FROM matrix_batch mb WHERE mb.matrix_id = {m})"
+        if matrix.type == MatrixType.STATIC:
+            return listed  # every member is listed, the ones it locked included
+        # A frozen DYNAMIC matrix lists the members it did not lock; those it locked (or settled) are known by their
+        # owner, among the batches of its period (owner_matrix_id has no index: locking is a HOT update).
+        return " AND ".join([f"b.window_start >= {q.p(matrix.period_start)}",
+                             f"b.window_start < {q.p(matrix.period_end)}",
+                             *criteria_where(q, matrix, "b", statuses=False),
+                             f"(b.owner_matrix_id = {m} OR {listed})"])
     return " AND ".join([f"b.window_start >= {q.p(start or matrix.period_start)}",
                          f"b.window_start < {q.p(end or matrix.period_end)}", *criteria_where(q, matrix, "b")])
 
 
-def criteria_where(q: Sql, matrix: SettlementMatrix, alias: str) -> list[str]:
+def criteria_where(q: Sql, matrix: SettlementMatrix, alias: str, statuses: bool = True) -> list[str]:
     """The conditions of a live matrix's criteria besides its period, on a table with model_id, currency,
-    segment_key and status columns (a batch, or a row of the hourly rollup)."""
+    segment_key and status columns (a batch, or a row of the hourly rollup); without the batch statuses when
+    `statuses` is false (they change, the rest of a batch's criteria do not)."""
     parts = [f"{alias}.model_id = {q.p(matrix.model_id)}"]  # type: ignore[attr-defined]
     currencies = split_set(matrix.currencies)
     if currencies:
         parts.append(f"{alias}.currency IN ({q.in_list(currencies)})")
     if matrix.segment_key is not None:
         parts.append(f"{alias}.segment_key = {q.p(matrix.segment_key)}")
-    statuses = split_set(matrix.batch_statuses)
-    if statuses:
-        parts.append(f"{alias}.status IN ({q.in_list(statuses)})")
+    wanted = split_set(matrix.batch_statuses) if statuses else []
+    if wanted:
+        parts.append(f"{alias}.status IN ({q.in_list(wanted)})")
     return parts
 
 
@@ -86,18 +93,25 @@ class MatrixStore(Store):
     """A matrix's members and sums, in the transaction (or connection) of `conn`."""
 
     # -- implemented per dialect -----------------------------------------------------------------
-    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
+    async def ids_where(self, q: Sql, where: str) -> list[int]:
+        """The ids of the batches `b` matching `where` (parameters in q), in id order."""
         raise NotImplementedError
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
         """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
         raise NotImplementedError
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
-        """The ids of the batches in `status` that this matrix owns, in id order."""
-        raise NotImplementedError
-
     # -- shared ----------------------------------------------------------------------------------
+    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
+        q = self.sql()
+        return await self.ids_where(q, members_where(q, matrix))
+
+    async def owned_batches(self, matrix: SettlementMatrix, status: str) -> list[int]:
+        """The ids of the batches in `status` that this (frozen) matrix owns, in id order."""
+        q = self.sql()
+        return await self.ids_where(
+            q, f"{members_where(q, matrix)} AND b.owner_matrix_id = {q.p(matrix.id)} AND b.status = {q.p(status)}")
+
     async def account_rows(self, matrix: SettlementMatrix, start: datetime | None = None,
                            end: datetime | None = None) -> tuple[list[AccountSums], list[BatchGroup]]:
         """Sums straight from the batches' accounts (STATIC and frozen matrices, and partial hours)."""
@@ -150,10 +164,8 @@ class MatrixStore(Store):
 
 class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
     # A day of one-second batches is 86,400 members: ids travel as one array, not a record each.
-    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
-        q = self.sql()
-        rows = await self.tuples(f"SELECT array_agg(b.id ORDER BY b.id) FROM batch b WHERE {members_where(q, matrix)}",
-                                 q.values)
+    async def ids_where(self, q: Sql, where: str) -> list[int]:
+        rows = await self.tuples(f"SELECT array_agg(b.id ORDER BY b.id) FROM batch b WHERE {where}", q.values)
         return list(rows[0][0] or []) if rows else []
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
@@ -162,24 +174,14 @@ class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
                                "unnest($2::bigint[]) AS b ORDER BY b ON CONFLICT DO NOTHING",
                                [matrix_id, list(batch_ids)])
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
-        rows = await self.tuples(
-            "SELECT array_agg(id ORDER BY id) FROM batch WHERE owner_matrix_id = $1 AND status = $2",
-            [matrix_id, status])
-        return list(rows[0][0] or []) if rows else []
 
 
 class SqliteMatrixStore(MatrixStore, dialect=SQLITE):
-    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
-        q = self.sql()
-        rows = await self.tuples(f"SELECT b.id FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id", q.values)
+    async def ids_where(self, q: Sql, where: str) -> list[int]:
+        rows = await self.tuples(f"SELECT b.id FROM batch b WHERE {where} ORDER BY b.id", q.values)
         return [int(r[0]) for r in rows]
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
         await self.execute_many("INSERT INTO matrix_batch (matrix_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                                 [[matrix_id, batch_id] for batch_id in batch_ids])
 
-    async def owned_batches(self, matrix_id: int, status: str) -> list[int]:
-        rows = await self.tuples("SELECT id FROM batch WHERE owner_matrix_id = ? AND status = ? ORDER BY id",
-                                 [matrix_id, status])
-        return [int(r[0]) for r in rows]

@@ -201,7 +201,8 @@ class SettlementReport:
     async def batches(self, info: Info) -> list[Annotated[Batch, strawberry.lazy("graphql_schema.batches.types")]]:
         from graphql_schema.batches.types import Batch
 
-        rows = await reports.settled_batches(self.matrix_id)
+        matrix = await info.context.loaders.matrix.load(self.matrix_id)
+        rows = await membership.settled_batches(matrix) if matrix is not None else []
         for row in rows:
             info.context.loaders.batch.prime(row.id, row)
         return [Batch.of(row) for row in rows]

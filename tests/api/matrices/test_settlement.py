@@ -425,3 +425,39 @@ async def test_matrix_wide_commands_over_many_batches(gql, four_eyes_off):
     assert settled["userErrors"] == [] and len(settled["report"]["batches"]) == 450
     assert net_sum(settled["report"]["participants"]) == 0
     await check_invariants(gql)
+
+
+async def test_frozen_matrices_find_the_batches_they_locked(gql):
+    """A DYNAMIC matrix whose criteria take CLOSED batches only keeps the batches it locked (now AWAITING_SETTLEMENT,
+    then SETTLED) as members, found by their owner within its period; a STATIC matrix by its list. Neither takes the
+    other's batches."""
+    ids = await three_windows(gql)
+    first_two = await command(gql, CREATE_STATIC, "createStaticMatrix", b=ids[:2])
+    assert (await command(gql, CLOSE, "closeMatrix", id=first_two["matrix"]["id"]))["userErrors"] == []
+    closed_only = await create_matrix(gql, batchStatuses=["CLOSED"])
+    assert closed_only["batchCount"] == 2
+    third = (await command(gql, CREATE_STATIC, "createStaticMatrix", b=ids[2:]))["matrix"]
+    assert (await command(gql, REQUEST, "requestSettlement", id=third["id"]))["userErrors"] == []
+
+    checksum = (await matrix(gql, closed_only["id"]))["checksum"]  # the hour's rollup moved (the third batch)
+    requested = await command(gql, REQUEST, "requestSettlement", id=closed_only["id"], c=checksum)
+    assert requested["userErrors"] == [] and requested["skipped"] == []
+    held = requested["matrix"]
+    assert held["batchCount"] == 2 and held["batches"]["totalCount"] == 2
+    assert {(e["node"]["id"], e["node"]["status"]) for e in held["batches"]["edges"]} == {
+        (ids[0], "AWAITING_SETTLEMENT"), (ids[1], "AWAITING_SETTLEMENT")}
+    assert held["settleable"] == closed_only["settleable"]
+
+    settled = await command(gql, SETTLE, "settleMatrix", role="settler", id=closed_only["id"])
+    assert settled["userErrors"] == []
+    assert sorted(b["id"] for b in settled["report"]["batches"]) == sorted(ids[:2], key=int)
+    assert by_participant(settled["report"]["participants"]) == {("a", "USD"): "-10.00", ("b", "USD"): "6.00",
+                                                                 ("c", "USD"): "4.00"}
+    after = await matrix(gql, closed_only["id"])
+    assert after["batchCount"] == 2 and {s["status"] for s in after["byStatus"]} == {"SETTLED"}
+    assert [b["id"] for b in after["settlement"]["batches"]] == sorted(ids[:2], key=int)
+
+    other = await command(gql, SETTLE, "settleMatrix", role="settler", id=third["id"])
+    assert other["userErrors"] == [] and [b["id"] for b in other["report"]["batches"]] == [ids[2]]
+    assert by_participant(other["report"]["participants"]) == {("a", "USD"): "1.50", ("c", "USD"): "-1.50"}
+    await check_invariants(gql)
