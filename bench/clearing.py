@@ -70,6 +70,7 @@ PARTICIPANTS = 10
 DAY = 86_400
 START = datetime(2026, 1, 1, tzinfo=UTC)
 LIVE_MODEL = "CLEARING_1S"
+LAG_WINDOW = 10.0  # settlegraph_event_loop_lag_max_seconds is the largest lag of the last 10 s (app/core/metrics.py)
 
 
 # -- the day ---------------------------------------------------------------------------------------------
@@ -368,6 +369,8 @@ async def main(args: argparse.Namespace) -> int:
                     print(f"  clearing alone                          {row['alone'].line()}  "
                           f"loop lag {row['alone_lag'] * 1000:.0f} ms")
                     for transitions in (1, 2):
+                        await asyncio.sleep(args.pause)  # the lag gauge's window holds this phase only
+
                         async def by_sql(day: Day = days[f"sql{transitions}"][n], t: int = transitions) -> None:
                             await sql_settle(pool, day, t)
 
@@ -378,11 +381,11 @@ async def main(args: argparse.Namespace) -> int:
                         lag = row[f"sql{transitions}_lag"]
                         print(f"  plain SQL settle, {transitions} transition(s) {ms(seconds)}; clearing "
                               f"{stats.line()}  loop lag {lag * 1000:.0f} ms")
-                        await asyncio.sleep(args.pause)
 
                     async def by_api(day: Day = days["api"][n]) -> tuple[float, float]:
                         return await api_settle(http, day)
 
+                    await asyncio.sleep(args.pause)
                     recorders = stalls.record(workers, Path(args.profile_dir) / f"round-{n + 1}") \
                         if args.profile_dir else []
                     stats, seconds, (request, settle), bad = await with_clearing(clients, f"p{n}", by_api)
@@ -442,7 +445,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="clearing clients (single-transfer calls)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--alone-seconds", type=float, default=6.0)
-    parser.add_argument("--pause", type=float, default=3.0, help="seconds between phases")
+    parser.add_argument("--pause", type=float, default=LAG_WINDOW,
+                        help="seconds of quiet before each phase (at least the loop-lag gauge's window, so that a "
+                             "phase's reading holds no stall of the phase before)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--profile-dir", help="py-spy record the workers during each API settle into DIR/round-N/ "
                                               "and list the event-loop stalls of 20 ms or more with what held them")
