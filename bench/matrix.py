@@ -210,7 +210,7 @@ async def read_size(http: httpx.AsyncClient, conn: asyncpg.Connection, count: in
 
 
 async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: datetime,
-                     failures: list[str], run: int = 1) -> tuple[float, float]:
+                     failures: list[str], args: argparse.Namespace, run: int = 1) -> tuple[float, float]:
     name = f"SETTLE_DAY_{run}"
     model_id = await create_model(http, name)
     seconds = await generate(conn, model_id, name, start, 86_400, statuses=False)
@@ -221,14 +221,23 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
     t0 = time.perf_counter()
     requested = (await gql(http, REQUEST, {"id": matrix_id}, ADMIN_KEY))["requestSettlement"]
     t1 = time.perf_counter()
-    settled = (await gql(http, SETTLE, {"id": matrix_id}, SETTLER_KEY))["settleMatrix"]
+    frozen = []  # reads of the frozen matrix (its members: the batches it locked, by their owner)
+    for _ in range(args.frozen_reads):
+        began = time.perf_counter()
+        await gql(http, READ, {"id": matrix_id}, ADMIN_KEY)
+        frozen.append(time.perf_counter() - began)
     t2 = time.perf_counter()
+    settled = (await gql(http, SETTLE, {"id": matrix_id}, SETTLER_KEY))["settleMatrix"]
+    request_s, settle_s = t1 - t0, time.perf_counter() - t2
     if requested["userErrors"] or settled["userErrors"]:
         failures.append(f"settle: {requested['userErrors']} {settled['userErrors']}")
-        return t1 - t0, t2 - t1
-    print(f"  requestSettlement      {ms(t1 - t0)}  (close + lock 86,400 batches, freeze the set)")
-    print(f"  settleMatrix           {ms(t2 - t1)}  (settle 86,400 batches, journal, report)  ({load()})")
-    print(f"  both                   {ms(t2 - t0)}")
+        return request_s, settle_s
+    if frozen:
+        print(f"  matrix read while AWAITING_SETTLEMENT: median {ms(statistics.median(frozen))}  min "
+              f"{ms(min(frozen))}  ({len(frozen)} reads)")
+    print(f"  requestSettlement      {ms(request_s)}  (close + lock 86,400 batches, freeze the set)")
+    print(f"  settleMatrix           {ms(settle_s)}  (settle 86,400 batches, journal, report)  ({load()})")
+    print(f"  both                   {ms(request_s + settle_s)}")
     await asyncio.sleep(0.5)  # the events are published after the answers: let the lag of that show too
     lag = re.search(r"^settlegraph_event_loop_lag_max_seconds (\S+)$", (await http.get("/metrics")).text, re.M)
     if lag:
@@ -243,7 +252,7 @@ async def settle_day(http: httpx.AsyncClient, conn: asyncpg.Connection, start: d
         failures.append(f"settle: {state['settled']} of 86,400 settled, {unbalanced} unbalanced journal entries")
     if sum(int(p["net"].replace(".", "")) for p in settled["report"]["participants"]) != 0:
         failures.append("settle: report nets do not sum to zero")
-    return t1 - t0, t2 - t1
+    return request_s, settle_s
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -266,7 +275,7 @@ async def main(args: argparse.Namespace) -> int:
                     await read_size(http, conn, count, start, args, failures)
                     start += timedelta(days=-(-count // 86_400) + 1)
                 if not args.skip_settle:
-                    runs = [await settle_day(http, conn, start + timedelta(days=2 * run), failures, run + 1)
+                    runs = [await settle_day(http, conn, start + timedelta(days=2 * run), failures, args, run + 1)
                             for run in range(args.settle_runs)]
                     if len(runs) > 1:
                         print(f"\nsettle over {len(runs)} days: requestSettlement median "
@@ -295,6 +304,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip-settle", action="store_true")
     parser.add_argument("--settle-only", action="store_true", help="only the settle phase (no live reads)")
     parser.add_argument("--settle-runs", type=int, default=1, help="settle this many separate days")
+    parser.add_argument("--frozen-reads", type=int, default=5,
+                        help="reads of each day's matrix between its request and its settle (a frozen matrix)")
     parser.add_argument("--log-slow-ms", type=int, help="log statements slower than this (PostgreSQL log)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--server-log", default="/tmp/settlegraph-bench-matrix.log")

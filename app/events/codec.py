@@ -33,25 +33,27 @@ def _size(value: Any) -> int:
 def encode(origin: str, events: Sequence[Any]) -> list[str]:
     """NOTIFY payloads for events, each at most PAYLOAD_LIMIT bytes.
 
-    Status changes that share their facts (one matrix-wide settle of thousands of batches) travel as one
-    header and a list of (batch id, from status) pairs; long lists are split over several payloads.
+    Status changes that share their facts, their source status included (one matrix-wide settle of thousands of
+    batches), travel as one header and a list of batch ids; long lists are split over several payloads. A batch
+    appears once in a group (a change to the same status at the same moment), so each batch's changes keep their
+    order.
     """
     payloads: list[str] = []
-    groups: OrderedDict[tuple[Any, ...], list[list[Any]]] = OrderedDict()
+    groups: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
     totals: list[int] = []
     matrices: list[int] = []
     for event in events:
         if isinstance(event, StatusChange):
-            key = (event.to_status, event.at, event.actor, event.reason, event.matrix_id)
-            groups.setdefault(key, []).append([event.batch_id, event.from_status])
+            key = (event.from_status, event.to_status, event.at, event.actor, event.reason, event.matrix_id)
+            groups.setdefault(key, []).append(event.batch_id)
         elif isinstance(event, TransfersFiled):
             totals.extend(event.batch_ids)
         elif isinstance(event, MatrixChanged):
             matrices.append(event.matrix_id)
-    for (to, at, actor, reason, matrix_id), pairs in groups.items():
-        header = {"o": origin, "k": "s", "to": to, "at": at.isoformat(), "a": _clip(actor), "r": _clip(reason),
-                  "m": matrix_id}
-        for chunk in _split(pairs, PAYLOAD_LIMIT - _size({**header, "b": []})):
+    for (source, to, at, actor, reason, matrix_id), ids in groups.items():
+        header = {"o": origin, "k": "s", "f": source, "to": to, "at": at.isoformat(), "a": _clip(actor),
+                  "r": _clip(reason), "m": matrix_id}
+        for chunk in _split(ids, PAYLOAD_LIMIT - _size({**header, "b": []})):
             payloads.append(_dumps({**header, "b": chunk}))
     if totals:
         header = {"o": origin, "k": "t"}
@@ -74,9 +76,12 @@ def decode(payload: str) -> tuple[str, list[Any]]:
     body = json.loads(payload)
     origin = str(body["o"])
     if body["k"] == "s":
-        at = datetime.fromisoformat(body["at"])
-        return origin, [StatusChange(int(b), f, body["to"], at, body["a"], body["r"], body["m"])
-                        for b, f in body["b"]]
+        at, to, actor, reason, matrix_id = (datetime.fromisoformat(body["at"]), body["to"], body["a"], body["r"],
+                                            body["m"])
+        if "f" not in body:  # a process of the version before: (batch id, from status) pairs
+            return origin, [StatusChange(int(b), f, to, at, actor, reason, matrix_id) for b, f in body["b"]]
+        source = body["f"]
+        return origin, [StatusChange(int(b), source, to, at, actor, reason, matrix_id) for b in body["b"]]
     if body["k"] == "t":
         return origin, [TransfersFiled(tuple(int(b) for b in body["b"]))]
     if body["k"] == "m":
@@ -91,26 +96,13 @@ def _clip(text: str | None) -> str | None:
     return text[: _HEADER_TEXT_LIMIT - 1] + "…"
 
 
-def _item_size(item: Any, texts: dict[Any, int]) -> int:
-    """_size(item) for the items payloads carry (batch ids, [batch id, status] pairs) without encoding each:
-    a settle of 86,400 batches would spend half a second in json.dumps."""
-    if type(item) is int:
-        return len(str(item))
-    if type(item) is list and len(item) == 2 and type(item[0]) is int:
-        text = item[1]
-        known = texts.get(text)
-        if known is None:
-            known = texts[text] = _size(text)
-        return len(str(item[0])) + known + 3  # [id,"status"]
-    return _size(item)
-
-
-def _split(items: Sequence[Any], budget: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
+def _split(items: Sequence[int], budget: int) -> Iterator[list[int]]:
+    """Ids in chunks whose JSON fits in `budget` bytes (sized without encoding each: a settle of 86,400 batches
+    would spend half a second in json.dumps)."""
+    chunk: list[int] = []
     used = 0
-    texts: dict[Any, int] = {}
     for item in items:
-        cost = _item_size(item, texts) + 1
+        cost = len(str(item)) + 1
         if chunk and used + cost > budget:
             yield chunk
             chunk, used = [], 0

@@ -31,6 +31,28 @@ def test_a_matrix_wide_settle_is_split_into_small_payloads():
     assert {decode(p)[0] for p in payloads} == {"p1"}
 
 
+def test_changes_from_several_statuses_keep_each_batch_in_order():
+    # disputeMatrix moves OPEN and CLOSED batches; a request closes OPEN ones and then locks them in one call.
+    sent = [StatusChange(1, "OPEN", "IN_DISPUTE", AT, "op", None, 3), StatusChange(2, "CLOSED", "IN_DISPUTE", AT, "op",
+                                                                                      None, 3),
+            StatusChange(3, "OPEN", "IN_DISPUTE", AT, "op", None, 3),
+            StatusChange(4, "OPEN", "CLOSED", AT, "op", "r", 5), StatusChange(4, "CLOSED", "AWAITING_SETTLEMENT", AT,
+                                                                              "op", "r", 5)]
+    received = [e for p in encode("p1", sent) for e in decode(p)[1]]
+    assert sorted(fields(e) for e in received) == sorted(fields(e) for e in sent)  # type: ignore[arg-type]
+    assert [e.to_status for e in received if e.batch_id == 4] == ["CLOSED", "AWAITING_SETTLEMENT"]
+
+
+def test_payloads_of_the_version_before_are_read():
+    # During a rolling restart a process of the version before may still send (batch id, from status) pairs.
+    old = '{"o":"p0","k":"s","to":"SETTLED","at":"2026-03-02T14:05:00.123456+00:00","a":"sam","r":null,"m":7,' \
+          '"b":[[1,"AWAITING_SETTLEMENT"],[2,"AWAITING_SETTLEMENT"]]}'
+    origin, events = decode(old)
+    assert origin == "p0"
+    assert [fields(e) for e in events] == [(1, "AWAITING_SETTLEMENT", "SETTLED", AT, "sam", None, 7),
+                                           (2, "AWAITING_SETTLEMENT", "SETTLED", AT, "sam", None, 7)]
+
+
 def test_long_texts_still_fit():
     reason = "é😀" * 256  # 512 characters, the longest reason a mutation accepts, 1,536 bytes in UTF-8
     actor = "x" * 5000  # a JWT can carry any name: clipped in the payload, never over the limit
