@@ -16,7 +16,9 @@ own) into the current window of another model:
   apart by `settlegraph_process_info`); with --profile-dir, py-spy records the workers meanwhile and the
   event-loop stalls of 20 ms or more are listed with the code that held the loop (bench/stalls.py).
 
-Clearing is measured over the settle's own duration: calls/s, p50 and p99 of the calls that started in it.
+Clearing is measured over the settle's own duration: calls/s, p50 and p99 of the calls that started in it. Each
+phase starts with clearing alone for 10 s minus --pause, so the lag gauge read after it (the largest lag of its
+last 10 s) holds that phase and clearing only, not the phase before.
 At the end, every day is checked: all batches SETTLED, the journal balanced, each batch's accounts equal to its
 transfers.
 
@@ -356,6 +358,9 @@ async def main(args: argparse.Namespace) -> int:
                 await asyncio.sleep(3)
                 warm.stopped = True
                 await task
+                # Clearing runs alone long enough before each settle that the lag gauge read after it (the largest
+                # lag of its last 10 s) holds that settle and clearing only, not the phase before.
+                lead_in = max(1.0, LAG_WINDOW - args.pause)
                 for n in range(args.rounds):
                     print(f"\nround {n + 1} ({load()})")
                     row: dict[str, Any] = {}
@@ -363,18 +368,18 @@ async def main(args: argparse.Namespace) -> int:
                     async def idle() -> None:
                         await asyncio.sleep(args.alone_seconds)
 
-                    row["alone"], _, _, bad = await with_clearing(clients, f"a{n}", idle)
+                    row["alone"], _, _, bad = await with_clearing(clients, f"a{n}", idle, lead_in)
                     failures += bad
                     row["alone_lag"] = await largest_lag(base_url, args.workers)
                     print(f"  clearing alone                          {row['alone'].line()}  "
                           f"loop lag {row['alone_lag'] * 1000:.0f} ms")
                     for transitions in (1, 2):
-                        await asyncio.sleep(args.pause)  # the lag gauge's window holds this phase only
+                        await asyncio.sleep(args.pause)
 
                         async def by_sql(day: Day = days[f"sql{transitions}"][n], t: int = transitions) -> None:
                             await sql_settle(pool, day, t)
 
-                        stats, seconds, _, bad = await with_clearing(clients, f"q{transitions}{n}", by_sql)
+                        stats, seconds, _, bad = await with_clearing(clients, f"q{transitions}{n}", by_sql, lead_in)
                         failures += bad
                         row[f"sql{transitions}"], row[f"sql{transitions}_s"] = stats, seconds
                         row[f"sql{transitions}_lag"] = await largest_lag(base_url, args.workers)
@@ -388,7 +393,7 @@ async def main(args: argparse.Namespace) -> int:
                     await asyncio.sleep(args.pause)
                     recorders = stalls.record(workers, Path(args.profile_dir) / f"round-{n + 1}") \
                         if args.profile_dir else []
-                    stats, seconds, (request, settle), bad = await with_clearing(clients, f"p{n}", by_api)
+                    stats, seconds, (request, settle), bad = await with_clearing(clients, f"p{n}", by_api, lead_in)
                     if recorders:
                         stalls.stop(recorders)
                     failures += bad
@@ -445,9 +450,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="clearing clients (single-transfer calls)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--alone-seconds", type=float, default=6.0)
-    parser.add_argument("--pause", type=float, default=LAG_WINDOW,
-                        help="seconds of quiet before each phase (at least the loop-lag gauge's window, so that a "
-                             "phase's reading holds no stall of the phase before)")
+    parser.add_argument("--pause", type=float, default=3.0,
+                        help="seconds of quiet before each phase (idle connections are closed after 5 s)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
     parser.add_argument("--profile-dir", help="py-spy record the workers during each API settle into DIR/round-N/ "
                                               "and list the event-loop stalls of 20 ms or more with what held them")
