@@ -24,6 +24,7 @@ transfers.
 
     .venv/bin/python bench/clearing.py                 # 2 rounds
     .venv/bin/python bench/clearing.py --rounds 3 --clients 16 --profile-dir /tmp/stalls
+    .venv/bin/python bench/clearing.py --waits     # what clearing's database sessions waited on in each phase
 
 The figures depend on the machine; the server, PostgreSQL and this client share its cores.
 """
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import random
 import re
@@ -180,20 +182,68 @@ class Stats:
         return f"{self.rate:7,.0f} calls/s  p50 {self.pct(50):6.1f} ms  p99 {self.pct(99):6.1f} ms"
 
 
-async def with_clearing(clients: list[Any], prefix: str, work: Any, settle_in: float = 1.0
-                        ) -> tuple[Stats, float, Any, list[str]]:
-    """Clearing for `settle_in` seconds, then `work()` while it goes on; clearing measured over work's span."""
+async def with_clearing(clients: list[Any], prefix: str, work: Any, settle_in: float = 1.0,
+                        waits: Waits | None = None) -> tuple[Stats, float, Any, list[str]]:
+    """Clearing for `settle_in` seconds, then `work()` while it goes on; clearing measured over work's span (and,
+    with `waits`, what its database sessions waited on meanwhile)."""
     clearing = Clearing()
     load = asyncio.create_task(clearing.run(clients, prefix))
     await asyncio.sleep(settle_in)
     began = time.perf_counter()
+    sampling = asyncio.create_task(waits.sample()) if waits else None
     try:
         result = await work()
     finally:
         ended = time.perf_counter()
+        if waits and sampling:
+            waits.stopped = True
+            await sampling
         clearing.stopped = True
         await load
     return clearing.between(began, ended), ended - began, result, clearing.failures
+
+
+# The settle's own statements, by which its session is told apart from clearing's (a settle's transaction keeps
+# one session from its first statement to its commit).
+SETTLE_STATEMENTS = ("UPDATE batch SET status", "INSERT INTO batch_status_change", "array_agg(id ORDER BY id)",
+                     "array_agg(b.id ORDER BY b.id)", "matrix_settlement", "journal_")
+
+
+@dataclass
+class Waits:
+    """pg_stat_activity sampled every few ms while a phase runs: what the clearing sessions were doing (on CPU,
+    waiting for a row lock held by another transaction, for the WAL to reach the disk, ...)."""
+    dsn: str
+    stopped: bool = False
+    samples: int = 0
+    seen: dict[int, collections.Counter[str]] = field(default_factory=dict)
+    settle_pids: set[int] = field(default_factory=set)
+
+    async def sample(self) -> None:
+        self.stopped, self.samples, self.seen, self.settle_pids = False, 0, {}, set()
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            while not self.stopped:
+                rows = await conn.fetch(
+                    "SELECT pid, coalesce(wait_event_type || ':' || wait_event, 'CPU') AS w, query, application_name "
+                    "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND state = 'active'")
+                self.samples += 1
+                for r in rows:
+                    self.seen.setdefault(r["pid"], collections.Counter())[r["w"]] += 1
+                    if r["application_name"] == "bench-sql-settle" or any(t in r["query"] for t in SETTLE_STATEMENTS):
+                        self.settle_pids.add(r["pid"])
+                await asyncio.sleep(0.003)
+        finally:
+            await conn.close()
+
+    def line(self) -> str:
+        clearing: collections.Counter[str] = collections.Counter()
+        for pid, counts in self.seen.items():
+            if pid not in self.settle_pids:
+                clearing.update(counts)
+        shares = ", ".join(f"{w} {n / max(self.samples, 1):.2f}" for w, n in clearing.most_common(5))
+        return f"clearing sessions active per sample: {shares}"
 
 
 # -- the two settles ---------------------------------------------------------------------------------------
@@ -328,7 +378,9 @@ async def main(args: argparse.Namespace) -> int:
     print(f"bench/clearing.py: database {db_name}, server pid {server.pid} on :{port}, workers {args.workers}, "
           f"{args.clients} clearing clients, {load()}")
     failures: list[str] = []
-    pool = await asyncpg.create_pool(dsn(database_url), min_size=1, max_size=2)
+    pool = await asyncpg.create_pool(dsn(database_url), min_size=1, max_size=2,
+                                     server_settings={"application_name": "bench-sql-settle"})
+    waits = Waits(dsn(database_url)) if args.waits else None
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=600) as http:
             await wait_ready(base_url, server, args.workers)
@@ -368,24 +420,29 @@ async def main(args: argparse.Namespace) -> int:
                     async def idle() -> None:
                         await asyncio.sleep(args.alone_seconds)
 
-                    row["alone"], _, _, bad = await with_clearing(clients, f"a{n}", idle, lead_in)
+                    row["alone"], _, _, bad = await with_clearing(clients, f"a{n}", idle, lead_in, waits)
                     failures += bad
                     row["alone_lag"] = await largest_lag(base_url, args.workers)
                     print(f"  clearing alone                          {row['alone'].line()}  "
                           f"loop lag {row['alone_lag'] * 1000:.0f} ms")
+                    if waits:
+                        print(f"    {waits.line()}")
                     for transitions in (1, 2):
                         await asyncio.sleep(args.pause)
 
                         async def by_sql(day: Day = days[f"sql{transitions}"][n], t: int = transitions) -> None:
                             await sql_settle(pool, day, t)
 
-                        stats, seconds, _, bad = await with_clearing(clients, f"q{transitions}{n}", by_sql, lead_in)
+                        stats, seconds, _, bad = await with_clearing(clients, f"q{transitions}{n}", by_sql, lead_in,
+                                                                     waits)
                         failures += bad
                         row[f"sql{transitions}"], row[f"sql{transitions}_s"] = stats, seconds
                         row[f"sql{transitions}_lag"] = await largest_lag(base_url, args.workers)
                         lag = row[f"sql{transitions}_lag"]
                         print(f"  plain SQL settle, {transitions} transition(s) {ms(seconds)}; clearing "
                               f"{stats.line()}  loop lag {lag * 1000:.0f} ms")
+                        if waits:
+                            print(f"    {waits.line()}")
 
                     async def by_api(day: Day = days["api"][n]) -> tuple[float, float]:
                         return await api_settle(http, day)
@@ -393,7 +450,8 @@ async def main(args: argparse.Namespace) -> int:
                     await asyncio.sleep(args.pause)
                     recorders = stalls.record(workers, Path(args.profile_dir) / f"round-{n + 1}") \
                         if args.profile_dir else []
-                    stats, seconds, (request, settle), bad = await with_clearing(clients, f"p{n}", by_api, lead_in)
+                    stats, seconds, (request, settle), bad = await with_clearing(clients, f"p{n}", by_api, lead_in,
+                                                                                       waits)
                     if recorders:
                         stalls.stop(recorders)
                     failures += bad
@@ -402,6 +460,8 @@ async def main(args: argparse.Namespace) -> int:
                     row["api_lag"] = max(lags.values(), default=float("nan"))
                     print(f"  API request + settle         {ms(seconds)}; clearing {stats.line()}  (request "
                           f"{ms(request).strip()}, settle {ms(settle).strip()})")
+                    if waits:
+                        print(f"    {waits.line()}")
                     print(f"  largest event-loop lag per worker over the last 10 s: "
                           f"{', '.join(f'{lag * 1000:.0f} ms' for lag in lags.values())} (target <= 50 ms)")
                     if recorders:
@@ -459,6 +519,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=3.0,
                         help="seconds of quiet before each phase (idle connections are closed after 5 s)")
     parser.add_argument("--keep", action="store_true", help="keep the database")
+    parser.add_argument("--waits", action="store_true",
+                        help="sample pg_stat_activity during each phase: what clearing's sessions waited on")
     parser.add_argument("--profile-dir", help="py-spy record the workers during each API settle into DIR/round-N/ "
                                               "and list the event-loop stalls of 20 ms or more with what held them")
     parser.add_argument("--server-log", default="/tmp/settlegraph-bench-clearing.log")
