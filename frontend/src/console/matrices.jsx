@@ -184,7 +184,7 @@ function CreateMatrix() {
           )}
         </fieldset>
       )}
-      <button type="submit" disabled={action.busy}>Create matrix</button>
+      <button type="submit" disabled={action.busy || !form.model}>Create matrix</button>
       <Problems errors={action.problems} />
     </form>
   );
