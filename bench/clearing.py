@@ -53,10 +53,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import (  # noqa: E402
+    RawConnection,
     create_database,
     drop_database,
     dsn,
     free_port,
+    load,
     start_server,
     stop_server,
     verdict,
@@ -64,7 +66,7 @@ from harness import (  # noqa: E402
 )
 from ingest import RECORD, as_input, check_payload, close_all, connect_one_by_one, gql_any, transfer_id  # noqa: E402
 from ingest import Row as TransferRow  # noqa: E402
-from matrix import CREATE_MATRIX, CREATE_MODEL, REQUEST, SETTLE, Conn, gql  # noqa: E402
+from matrix import CREATE_MATRIX, CREATE_MODEL, REQUEST, SETTLE, gql  # noqa: E402
 
 from app.batches.store import BatchStore  # noqa: E402
 
@@ -338,10 +340,6 @@ async def worker_lags(base_url: str, workers: int) -> dict[str, float]:
 
 # -- main --------------------------------------------------------------------------------------------
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
-
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:7.0f} ms"
@@ -393,7 +391,7 @@ async def main(args: argparse.Namespace) -> int:
                     seconds = await generate_day(conn, day.model_id, name, day.start)
                     days[list(days)[n % len(days)]].append(day)
                     print(f"  generated {name}: 86,400 batches, 432,000 transfers in {seconds:.1f} s")
-                await BatchStore.on(Conn(conn)).rebuild_bucket_totals()
+                await BatchStore.on(RawConnection(conn)).rebuild_bucket_totals()
                 await conn.execute("VACUUM ANALYZE")  # autovacuum is off here: the planner needs statistics
             for day in days["api"]:
                 data = await gql(http, CREATE_MATRIX, {"i": {"model": day.name, "period": {

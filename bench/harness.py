@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -43,6 +45,34 @@ async def create_database(base_url: str, prefix: str = "settlegraph_bench") -> t
 
 async def drop_database(base_url: str, name: str) -> None:
     await _admin(base_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class RawConnection:
+    """What the app's stores (app/db/dialect.Store) call on a Tortoise connection, over a plain asyncpg connection:
+    a bench runs the app's own SQL without the ORM."""
+
+    class capabilities:  # mirrors the attribute of a Tortoise connection
+        dialect = "postgres"
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def execute_query_dict(self, sql: str, values: Sequence[Any] | None = None) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.conn.fetch(sql, *(values or ()))]
+
+    async def execute_query(self, sql: str, values: Sequence[Any] | None = None) -> tuple[int, list[Any]]:
+        """As Tortoise's: an UPDATE, DELETE or INSERT gives the rows it touched, anything else its rows."""
+        if sql.lstrip().upper().startswith(("UPDATE", "DELETE", "INSERT")):
+            count = (await self.conn.execute(sql, *(values or ()))).rsplit(" ", 1)[-1]
+            return (int(count) if count.isdigit() else 0), []
+        rows = await self.conn.fetch(sql, *(values or ()))
+        return len(rows), rows
+
+
+def load() -> str:
+    """The machine's load, printed beside every figure."""
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
 
 
 def free_port() -> int:

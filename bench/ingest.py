@@ -61,6 +61,7 @@ sys.path.insert(0, str(ROOT))
 from harness import (  # noqa: E402
     Connection,
     CpuMeter,
+    RawConnection,
     create_database,
     drop_database,
     dsn,
@@ -308,22 +309,6 @@ async def batched_api(base_url: str, rows: Sequence[Row], per_call: int, clients
     await drive(base_url, calls, clients, one_call, run)
     return run
 
-
-class RawConnection:
-    """What PostgresBatchStore calls on a Tortoise connection, over a plain asyncpg connection."""
-
-    class capabilities:  # mirrors the attribute of a Tortoise connection
-        dialect = "postgres"
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
-    async def execute_query_dict(self, sql: str, values: Sequence[Any] | None = None) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.conn.fetch(sql, *(values or ()))]
-
-    async def execute_query(self, sql: str, values: Sequence[Any] | None = None) -> tuple[int, list[Any]]:
-        rows = await self.conn.fetch(sql, *(values or ()))
-        return len(rows), rows
 
 
 async def batched_baseline(pool: asyncpg.Pool, rows: Sequence[Row], per_call: int, clients: int, prefix: str,

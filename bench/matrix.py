@@ -31,7 +31,6 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -41,10 +40,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import (  # noqa: E402
+    RawConnection,
     create_database,
     drop_database,
     dsn,
     free_port,
+    load,
     start_server,
     stop_server,
     verdict,
@@ -81,24 +82,6 @@ async def gql(http: httpx.AsyncClient, query: str, variables: dict[str, Any], ke
     return dict(body["data"])
 
 
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
-
-
-class Conn:
-    """The two methods app/batches/store.BatchStore needs here, over a raw asyncpg connection."""
-
-    capabilities = SimpleNamespace(dialect="postgres")
-
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        self.conn = conn
-
-    async def execute_query(self, sql: str, values: list[Any] | None = None) -> None:
-        await self.conn.execute(sql, *(values or []))
-
-    async def execute_query_dict(self, sql: str, values: list[Any] | None = None) -> list[dict[str, Any]]:
-        return [dict(r) for r in await self.conn.fetch(sql, *(values or []))]
 
 
 async def create_model(http: httpx.AsyncClient, name: str) -> int:
@@ -133,7 +116,7 @@ async def generate(conn: asyncpg.Connection, model_id: int, name: str, start: da
     )
     await conn.execute("INSERT INTO participant (id, created_at) SELECT 'dfsp-' || lpad(k::text, 2, '0'), now() "
                        f"FROM generate_series(0, {PARTICIPANTS - 1}) AS k ON CONFLICT DO NOTHING")
-    await BatchStore.on(Conn(conn)).rebuild_bucket_totals()
+    await BatchStore.on(RawConnection(conn)).rebuild_bucket_totals()
     await conn.execute("VACUUM ANALYZE batch")
     await conn.execute("VACUUM ANALYZE batch_account")
     await conn.execute("VACUUM ANALYZE batch_bucket_total")

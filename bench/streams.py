@@ -57,6 +57,7 @@ from harness import (  # noqa: E402
     drop_database,
     dsn,
     free_port,
+    load,
     start_server,
     stop_server,
     verdict,
@@ -69,10 +70,6 @@ from app.streams import broker  # noqa: E402
 NATS_SERVER = str(Path(sys.executable).with_name("nats-server"))
 DEFAULTS = Settings()
 
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.2f}/{five:.2f} on {os.cpu_count()} cores"
 
 
 # -- the broker and the consumers --------------------------------------------------------------------

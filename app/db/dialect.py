@@ -98,8 +98,10 @@ class Store:
         _, rows = await self.conn.execute_query(sql, list(values))
         return list(rows)
 
-    async def execute(self, sql: str, values: Sequence[Any] = ()) -> None:
-        await self.conn.execute_query(sql, list(values))
+    async def execute(self, sql: str, values: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows an UPDATE or DELETE touched."""
+        count, _ = await self.conn.execute_query(sql, list(values))
+        return int(count)
 
     async def execute_many(self, sql: str, values: Sequence[Sequence[Any]]) -> None:
         if values:
