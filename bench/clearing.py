@@ -10,7 +10,8 @@ own) into the current window of another model:
 * SQL settle, the baselines: clearing during plain SQL (asyncpg, no server) doing the settle's core work on a
   day: `sql1`, the issue's, one transaction moving its 86,400 batches CLOSED -> SETTLED with their 86,400 history
   rows, a settlement, its totals and journal; `sql2`, the same transitions as the API's: one transaction locking
-  them (-> AWAITING_SETTLEMENT, owned by the matrix, history rows), then one settling them as sql1 does;
+  them (-> AWAITING_SETTLEMENT, owned by the matrix, one history row for all of them, as the API keeps a matrix-wide
+  change since migration 0011), then one settling them likewise, with the settlement, totals and journal;
 * API settle: clearing during requestSettlement (one user) + settleMatrix (another) of another day through the
   API; then the largest event-loop lag each server worker saw (`settlegraph_event_loop_lag_max_seconds`, told
   apart by `settlegraph_process_info`); with --profile-dir, py-spy records the workers meanwhile and the
@@ -207,7 +208,8 @@ async def with_clearing(clients: list[Any], prefix: str, work: Any, settle_in: f
 
 # The settle's own statements, by which its session is told apart from clearing's (a settle's transaction keeps
 # one session from its first statement to its commit).
-SETTLE_STATEMENTS = ("UPDATE batch SET status", "INSERT INTO batch_status_change", "array_agg(id ORDER BY id)",
+SETTLE_STATEMENTS = ("UPDATE batch SET status", "INSERT INTO batch_status_change", "owned_status_change",
+                     "array_agg(id ORDER BY id)",
                      "array_agg(b.id ORDER BY b.id)", "matrix_settlement", "journal_")
 
 
@@ -252,9 +254,10 @@ class Waits:
 
 async def sql_settle(pool: asyncpg.Pool, day: Day, transitions: int) -> None:
     """The settle's core work in plain SQL. transitions=1 (the issue's baseline): one transaction moving the day's
-    batches CLOSED -> SETTLED with their history rows, the settlement, its totals and journal. transitions=2 (the
-    same transitions as the API's): one transaction locking them (CLOSED -> AWAITING_SETTLEMENT, owned by the
-    matrix, history rows), then one settling them (-> SETTLED, history rows, settlement, totals, journal)."""
+    batches CLOSED -> SETTLED with their 86,400 history rows (as the schema kept them when the issue was filed), the
+    settlement, its totals and journal. transitions=2 (the same transitions as the API's): one transaction locking
+    them (CLOSED -> AWAITING_SETTLEMENT, owned by the matrix), then one settling them (-> SETTLED, settlement,
+    totals, journal), each with one history row for all the batches (owned_status_change, as the API writes it)."""
     end = day.start + timedelta(days=1)
     async with pool.acquire() as conn:
         matrix = await conn.fetchval(
@@ -265,10 +268,10 @@ async def sql_settle(pool: asyncpg.Pool, day: Day, transitions: int) -> None:
         settling = "CLOSED"
         if transitions == 2:
             async with conn.transaction():
-                await move(conn, day, "CLOSED", "AWAITING_SETTLEMENT", matrix)
+                await move(conn, day, "CLOSED", "AWAITING_SETTLEMENT", matrix, owned=True)
             settling = "AWAITING_SETTLEMENT"
         async with conn.transaction():
-            ids = await move(conn, day, settling, "SETTLED", matrix)
+            ids = await move(conn, day, settling, "SETTLED", matrix, owned=transitions == 2)
             settlement = await conn.fetchval(
                 "INSERT INTO matrix_settlement (matrix_id, requested_by, settled_by, settled_at) "
                 "VALUES ($1, 'bench', 'bench', now()) RETURNING id", matrix)
@@ -293,13 +296,19 @@ async def sql_settle(pool: asyncpg.Pool, day: Day, transitions: int) -> None:
         raise RuntimeError(f"plain SQL settle moved {len(ids)} batches, not {DAY}")
 
 
-async def move(conn: asyncpg.Connection, day: Day, source: str, target: str, matrix: int) -> list[int]:
-    """The day's batches from `source` to `target` (owned by the matrix), and their history rows."""
+async def move(conn: asyncpg.Connection, day: Day, source: str, target: str, matrix: int, owned: bool) -> list[int]:
+    """The day's batches from `source` to `target` (owned by the matrix), and their history: a row each, or
+    (`owned`) one row for all of them."""
     rows = await conn.fetch(
         "UPDATE batch SET status = $4, owner_matrix_id = $6, updated_at = now() WHERE model_id = $1 "
         "AND window_start >= $2 AND window_start < $3 AND status = $5 RETURNING id",
         day.model_id, day.start, day.start + timedelta(days=1), target, source, matrix)
     ids = [r["id"] for r in rows]
+    if owned:
+        await conn.execute(
+            "INSERT INTO owned_status_change (matrix_id, from_status, to_status, at, actor, reason) "
+            "VALUES ($1, $2, $3, now(), 'bench', 'plain SQL settle')", matrix, source, target)
+        return ids
     await conn.execute(
         "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
         "SELECT id, $2, $3, now(), 'bench', 'plain SQL settle', $4 FROM unnest($1::bigint[]) AS id",

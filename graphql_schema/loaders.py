@@ -7,11 +7,13 @@ from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 
+from app.batches.lifecycle import histories
+from app.batches.status import StatusChange
 from app.grants.grants import GrantSpending, spent_of
 from app.matrices import membership, reports
 from app.matrices.totals import MatrixTotals
 from models.matrices import Settlement, SettlementMatrix
-from models.settlement import Batch, BatchAccount, BatchStatusChange, SettlementModel
+from models.settlement import Batch, BatchAccount, SettlementModel
 
 
 async def _batches(ids: Sequence[int]) -> list[Batch | None]:
@@ -31,10 +33,8 @@ async def _accounts(batch_ids: Sequence[int]) -> list[list[BatchAccount]]:
     return [grouped.get(i, []) for i in batch_ids]
 
 
-async def _history(batch_ids: Sequence[int]) -> list[list[BatchStatusChange]]:
-    grouped: dict[int, list[BatchStatusChange]] = defaultdict(list)
-    for change in await BatchStatusChange.filter(batch_id__in=list(batch_ids)).order_by("id"):
-        grouped[change.batch_id].append(change)  # type: ignore[attr-defined]
+async def _history(batch_ids: Sequence[int]) -> list[list[StatusChange]]:
+    grouped = await histories(batch_ids)
     return [grouped.get(i, []) for i in batch_ids]
 
 
@@ -77,7 +77,7 @@ class Loaders:
         return DataLoader(_accounts)
 
     @cached_property
-    def history(self) -> DataLoader[int, list[BatchStatusChange]]:
+    def history(self) -> DataLoader[int, list[StatusChange]]:
         return DataLoader(_history)
 
     @cached_property

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from tortoise import connections
+
 from app import audit
 from app.auth import Principal
 from app.batches.lookups import BatchRef, resolve_ref
@@ -33,6 +35,7 @@ async def apply(
     matrix_id: int | None = None,
     move_totals: bool = True,
     locked: Mapping[int, LockedBatch] | None = None,
+    owned: bool = False,
 ) -> tuple[list[StatusChange], list[Skipped]]:
     """Apply `action` to every batch that allows it, under row locks, inside the caller's transaction.
 
@@ -41,6 +44,10 @@ async def apply(
     locks all its batches first), or batches only the caller's locked matrix may move (its own
     AWAITING_SETTLEMENT ones), whose row locks the update takes; without it the batches are locked here.
     `move_totals=False`: the caller moves the rollup itself (settlement reuses the sums for its report).
+    `owned=True`: a matrix-wide lock or settle, where the batches that move are every batch the matrix owns once
+    they moved (an OPEN matrix owns none); their history is one row for all of them (models.settlement.
+    OwnedStatusChange) when they all move from one status. A matrix giving its batches up (unlock: they are all it
+    owns) first turns those rows into each batch's own.
     """
     rule = TRANSITIONS[action]
     if locked is None:
@@ -66,11 +73,19 @@ async def apply(
     if changes:
         # The hourly rollup follows the batches from their old status to the new one.
         moves = await store.bucket_sums(moving) if move_totals else []
-        await store.change_status(moving, sources, rule.target, owner_after(action, matrix_id), now, actor, reason,
-                                  matrix_id)
+        owner = owner_after(action, matrix_id)
+        if rule.owner_only and owner is None and matrix_id is not None:
+            await store.release_owned_history(matrix_id, moving)
+        await store.change_status(moving, sources, rule.target, owner, now, actor, reason, matrix_id,
+                                  owned=owned and matrix_id is not None and len(set(sources)) == 1)
         await store.apply_bucket_moves(move_rows(moves, rule.target))
         publish_changes(store.conn, moving, sources, rule.target, now, actor, reason, matrix_id)
     return changes, skipped
+
+
+async def histories(batch_ids: Sequence[int]) -> dict[int, list[StatusChange]]:
+    """Each batch's history (SPEC §5), oldest first, as committed."""
+    return await BatchStore.on(connections.get("default")).histories(batch_ids)
 
 
 def publish_changes(conn: Any, batch_ids: Sequence[int], sources: Sequence[str | None], to_status: str,

@@ -18,7 +18,8 @@ from typing import Any
 
 from app.batches.keys import BatchKey
 from app.batches.rollup import BUCKET_KEY, BucketMove
-from app.db.dialect import Store, stored_time
+from app.batches.status import StatusChange
+from app.db.dialect import Store, chunks, stored_time
 
 
 # NewBatch and NewTransfer are built for every transfer of a call: plain (not frozen) dataclasses, as a
@@ -170,9 +171,16 @@ class BatchStore(Store):
         actor: str | None,
         reason: str | None,
         matrix_id: int | None,
+        owned: bool = False,
     ) -> None:
         """Move the (locked) batches from their status (as read, same order) to `to_status` and write one
-        history row each."""
+        history row each; `owned`: they are every batch matrix `matrix_id` owns once moved, all from one status (a
+        matrix-wide lock or settle), and their history is one row for all of them (models.settlement.
+        OwnedStatusChange)."""
+        raise NotImplementedError
+
+    async def release_owned_history(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        """Matrix `matrix_id` gives up these batches, all it owns: its owned history rows become each batch's own."""
         raise NotImplementedError
 
     async def add_history(
@@ -194,6 +202,25 @@ class BatchStore(Store):
         raise NotImplementedError
 
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
+    async def add_owned_history(self, matrix_id: int, from_status: str, to_status: str, at: datetime,
+                                actor: str | None, reason: str | None) -> None:
+        q = self.sql()
+        await self.execute(
+            "INSERT INTO owned_status_change (matrix_id, from_status, to_status, at, actor, reason) "
+            f"VALUES ({q.in_list([matrix_id, from_status, to_status, at, actor, reason])})", q.values)
+
+    async def histories(self, batch_ids: Sequence[int]) -> dict[int, list[StatusChange]]:
+        """Each batch's history (SPEC §5), oldest first: the view batch_history (migration 0011)."""
+        found: dict[int, list[StatusChange]] = defaultdict(list)
+        for chunk in chunks(sorted(set(batch_ids))):
+            q = self.sql()
+            for r in await self.tuples(
+                "SELECT batch_id, from_status, to_status, at, actor, reason, matrix_id FROM batch_history "
+                f"WHERE batch_id IN ({q.in_list(chunk)}) ORDER BY batch_id, part, seq", q.values):
+                found[int(r[0])].append(StatusChange(int(r[0]), r[1], r[2], stored_time(r[3]), r[4], r[5],
+                                                     None if r[6] is None else int(r[6])))
+        return found
+
     async def models_and_transfers(
         self, transfer_ids: Sequence[str]
     ) -> tuple[list[dict[str, Any]], dict[str, StoredTransfer]]:

@@ -168,6 +168,7 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         actor: str | None,
         reason: str | None,
         matrix_id: int | None,
+        owned: bool = False,
     ) -> None:
         # The update, only from the status the caller saw, then the history rows of what it updated. Every batch
         # must move, else nothing does.
@@ -194,10 +195,22 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         if moved != len(ids):
             raise RuntimeError(f"{len(ids) - moved} of {len(ids)} batch(es) were not in the status they were read "
                                f"in; nothing was changed")
+        if owned:
+            assert matrix_id is not None and isinstance(sources, str)
+            await self.add_owned_history(matrix_id, sources, to_status, at, actor, reason)
+            return
         await self.execute(
             "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
             f"{history}",
             [ids, sources, to_status, at, actor, reason, matrix_id])
+
+    async def release_owned_history(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        await self.execute(
+            "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "
+            "SELECT b, o.from_status, o.to_status, o.at, o.actor, o.reason, o.matrix_id "
+            "FROM owned_status_change o CROSS JOIN unnest($2::bigint[]) AS b WHERE o.matrix_id = $1 ORDER BY o.id, b",
+            [matrix_id, sorted(batch_ids)])
+        await self.execute("DELETE FROM owned_status_change WHERE matrix_id = $1", [matrix_id])
 
     async def add_history(
         self,

@@ -20,7 +20,7 @@ from app.batches.store import (
     attributes_json,
     stored_transfer,
 )
-from app.db.dialect import SQLITE, chunks
+from app.db.dialect import SQLITE, chunks, stored_time
 
 
 class SqliteBatchStore(BatchStore, dialect=SQLITE):
@@ -106,6 +106,15 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
                 [status, owner_matrix_id, now, *chunk],
             )
 
+    async def release_owned_history(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
+        ordered = sorted(batch_ids)
+        owned = await self.tuples("SELECT from_status, to_status, at, actor, reason FROM owned_status_change "
+                                  "WHERE matrix_id = ? ORDER BY id", [matrix_id])
+        for row in owned:
+            await self.add_history([(b, row[0], row[1]) for b in ordered], stored_time(row[2]), row[3], row[4],
+                                   matrix_id)
+        await self.execute("DELETE FROM owned_status_change WHERE matrix_id = ?", [matrix_id])
+
     async def add_history(
         self,
         changes: Sequence[tuple[int, str | None, str]],
@@ -169,9 +178,16 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
         actor: str | None,
         reason: str | None,
         matrix_id: int | None,
+        owned: bool = False,
     ) -> None:
         if not batch_ids:
             return
         await self._set_status(batch_ids, to_status, owner_matrix_id, at)
+        if owned:
+            sources = set(from_statuses)
+            source = sources.pop()
+            assert matrix_id is not None and source is not None and not sources
+            await self.add_owned_history(matrix_id, source, to_status, at, actor, reason)
+            return
         await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
                                actor, reason, matrix_id)

@@ -272,7 +272,7 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
     for change in closed:  # still locked by this transaction, now CLOSED
         rows[change.batch_id].status = change.to_status
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
-                                  matrix_id=matrix.id, locked=rows)
+                                  matrix_id=matrix.id, locked=rows, owned=True)
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
         await MatrixStore.on(conn).add_members(matrix.id, members.others)
     await _touch(matrix, now, status=MatrixStatus.AWAITING_SETTLEMENT.value, requested_by=actor, requested_at=now)
@@ -359,7 +359,7 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
     moves = await store.bucket_sums(owned)
     settled_totals = participant_totals(moves)
     settled, refused = await apply(store, owned, Action.SETTLE, actor=actor, reason=f"settled in matrix {matrix.id}",
-                                   now=now, matrix_id=matrix.id, move_totals=False, locked=rows)
+                                   now=now, matrix_id=matrix.id, move_totals=False, locked=rows, owned=True)
     if refused:  # cannot happen: the batches are locked to this matrix, which is locked too
         raise DomainError(errors.INTERNAL, f"matrix {matrix.id}: {len(refused)} locked batch(es) refused")
     await store.apply_bucket_moves(move_rows(moves, BatchStatus.SETTLED.value))

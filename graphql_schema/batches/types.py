@@ -20,7 +20,6 @@ from graphql_schema.scalars import Amount, amount
 from graphql_schema.settlement_models.types import SettlementModel, model_of
 from models.settlement import Batch as BatchRow
 from models.settlement import BatchAccount as AccountRow
-from models.settlement import BatchStatusChange as ChangeRow
 
 if TYPE_CHECKING:
     from graphql_schema.matrices.types import SettlementMatrix
@@ -57,7 +56,7 @@ class StatusChangeFields:
     reason: str | None
 
     @staticmethod
-    def fields_of(change: StatusChange | ChangeRow) -> dict[str, Any]:
+    def fields_of(change: StatusChange) -> dict[str, Any]:
         return {"from_": BatchStatus(change.from_status) if change.from_status else None,
                 "to": BatchStatus(change.to_status), "at": change.at, "actor": change.actor, "reason": change.reason}
 
@@ -67,7 +66,7 @@ class BatchStatusChange(StatusChangeFields):
     matrix_id: strawberry.Private[int | None]
 
     @classmethod
-    def of(cls, change: StatusChange | ChangeRow) -> BatchStatusChange:
+    def of(cls, change: StatusChange) -> BatchStatusChange:
         return cls(**cls.fields_of(change), matrix_id=change.matrix_id)
 
     @strawberry.field

@@ -91,7 +91,7 @@ async def check_invariants(gql: Any) -> None:
     # Every SETTLED batch belongs to exactly one settled matrix; never settled twice.
     assert await rows("SELECT b.id FROM batch b LEFT JOIN settlement_matrix m ON m.id = b.owner_matrix_id "
                       "WHERE b.status = 'SETTLED' AND (m.id IS NULL OR m.status <> 'SETTLED')") == []
-    assert await rows("SELECT batch_id FROM batch_status_change WHERE to_status = 'SETTLED' "
+    assert await rows("SELECT batch_id FROM batch_history WHERE to_status = 'SETTLED' "
                       "GROUP BY batch_id HAVING COUNT(*) > 1") == []
     # Participant positions equal the sums of their batches; the ledger agrees with the settled nets.
     sums: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])

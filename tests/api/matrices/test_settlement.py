@@ -286,6 +286,30 @@ async def test_cancel_and_request_again(gql):
     assert requested["userErrors"] == [] and requested["skipped"] == []
     settled = await command(gql, SETTLE, "settleMatrix", role="settler", id=m["id"])
     assert len(settled["report"]["batches"]) == 4
+    # Each batch's whole history, in order: the first lock was given up by the cancel and became the batch's own
+    # history; the second lock and the settle are kept once for the matrix's batches (one row each), and the batch
+    # created after the cancel (never locked before) shows them too.
+    lock, unlock = f"settlement requested in matrix {m['id']}", f"settlement of matrix {m['id']} cancelled"
+    settle = f"settled in matrix {m['id']}"
+    histories = await gql("""query($id: ID!) { matrix(id: $id) { batches { edges { node { id
+        history { from to actor reason matrix { id } } } } } } }""", {"id": m["id"]})
+    seen = {e["node"]["id"]: [(h["from"], h["to"], h["actor"], h["reason"], (h["matrix"] or {}).get("id"))
+                              for h in e["node"]["history"]] for e in histories["matrix"]["batches"]["edges"]}
+    assert len(seen) == 4
+    first_lock = [(None, "OPEN", "clearing-engine", "created", None),
+                  ("OPEN", "CLOSED", "oscar-operator", lock, m["id"]),
+                  ("CLOSED", "AWAITING_SETTLEMENT", "oscar-operator", lock, m["id"]),
+                  ("AWAITING_SETTLEMENT", "CLOSED", "sam-settler", unlock, m["id"])]
+    second_lock = [("CLOSED", "AWAITING_SETTLEMENT", "oscar-operator", lock, m["id"]),
+                   ("AWAITING_SETTLEMENT", "SETTLED", "sam-settler", settle, m["id"])]
+    for batch_id in ids:
+        assert seen[batch_id] == first_lock + second_lock
+    (created,) = set(seen) - set(ids)
+    assert seen[created] == first_lock[:2] + second_lock
+    owned = await rows(f"SELECT from_status, to_status FROM owned_status_change WHERE matrix_id = {int(m['id'])} "
+                       "ORDER BY id")
+    assert [(r["from_status"], r["to_status"]) for r in owned] == [("CLOSED", "AWAITING_SETTLEMENT"),
+                                                                   ("AWAITING_SETTLEMENT", "SETTLED")]
     await check_invariants(gql)
 
 
@@ -373,7 +397,7 @@ async def test_overlapping_matrices_racing_to_lock_have_one_winner_per_batch(gql
         locked_by[str(r["id"])] = str(r["owner_matrix_id"])
     assert set(locked_by) == set(ids) and set(locked_by.values()) <= set(contenders)
     # Each batch's history shows exactly one lock.
-    locks = await rows("SELECT batch_id, COUNT(*) AS n FROM batch_status_change WHERE to_status = "
+    locks = await rows("SELECT batch_id, COUNT(*) AS n FROM batch_history WHERE to_status = "
                        "'AWAITING_SETTLEMENT' GROUP BY batch_id")
     assert {int(r["n"]) for r in locks} == {1} and len(locks) == len(ids)
     # Settling every contender settles every batch once, each by its owner.
