@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -95,24 +95,73 @@ class LockedBatch:
     owner_matrix_id: int | None
 
 
-class OwnedBatches(Mapping[int, LockedBatch]):
-    """Batches known to share one status and one owner (the batches a locked matrix owns, as it settles them): the
-    rows apply() reads, made one at a time as it asks, instead of 86,400 objects built at once while the event loop
-    waits."""
+@dataclass(slots=True)
+class BatchGroup:
+    """Batches that share one status and one owner; ids ascending."""
 
-    def __init__(self, ids: Sequence[int], status: str, owner_matrix_id: int) -> None:
-        self.ids, self.status, self.owner = frozenset(ids), status, owner_matrix_id
+    status: str
+    owner_matrix_id: int | None
+    ids: list[int]
+
+
+class LockedRows(Mapping[int, LockedBatch]):
+    """Locked batches as the groups of one status and owner they fall into. A matrix-wide command decides per group
+    (a day's 86,400 batches are one or a few groups), not per batch; a single batch is still readable by id."""
+
+    def __init__(self, groups: Sequence[BatchGroup]) -> None:
+        self.groups = [g for g in groups if g.ids]
+        self._index: dict[int, BatchGroup] | None = None
+
+    @classmethod
+    def grouped(cls, rows: Iterable[tuple[int, str, int | None]]) -> LockedRows:
+        """From (id, status, owner) rows in ascending id order."""
+        groups: dict[tuple[str, int | None], BatchGroup] = {}
+        for batch_id, status, owner in rows:
+            group = groups.get((status, owner))
+            if group is None:
+                group = groups[(status, owner)] = BatchGroup(status, owner, [])
+            group.ids.append(batch_id)
+        return cls(list(groups.values()))
+
+    @property
+    def index(self) -> dict[int, BatchGroup]:
+        if self._index is None:
+            self._index = {}
+            for group in self.groups:
+                self._index.update(dict.fromkeys(group.ids, group))
+        return self._index
 
     def __getitem__(self, batch_id: int) -> LockedBatch:
-        if batch_id not in self.ids:
-            raise KeyError(batch_id)
-        return LockedBatch(batch_id, self.status, 0, self.owner)  # the sequence is not read by a transition
+        group = self.index[batch_id]
+        return LockedBatch(batch_id, group.status, 0, group.owner_matrix_id)  # a transition reads no sequence
+
+    def __contains__(self, batch_id: object) -> bool:
+        return batch_id in self.index
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.ids)
+        return (batch_id for group in self.groups for batch_id in group.ids)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return sum(len(group.ids) for group in self.groups)
+
+    def ids_in(self, status: str) -> list[int]:
+        return sorted(batch_id for group in self.groups if group.status == status for batch_id in group.ids)
+
+    def moved(self, batch_ids: Sequence[int], status: str) -> LockedRows:
+        """These rows as they are once `batch_ids` moved to `status` (their owner kept) in this transaction."""
+        moving = set(batch_ids)
+        if not moving:
+            return self
+        kept = [BatchGroup(g.status, g.owner_matrix_id, [i for i in g.ids if i not in moving]) for g in self.groups]
+        arrived: dict[int | None, list[int]] = {}
+        for group in self.groups:
+            arrived.setdefault(group.owner_matrix_id, []).extend(i for i in group.ids if i in moving)
+        merged: dict[tuple[str, int | None], BatchGroup] = {(g.status, g.owner_matrix_id): g for g in kept if g.ids}
+        for owner, ids in arrived.items():
+            if ids:
+                group = merged.setdefault((status, owner), BatchGroup(status, owner, []))
+                group.ids = sorted(group.ids + ids)
+        return LockedRows(list(merged.values()))
 
 
 MODEL_COLUMNS = "id, name, batch_interval_seconds, currencies, segment_by, is_active, is_default"
@@ -152,7 +201,8 @@ class BatchStore(Store):
         """The highest sequence of each key, locked FOR SHARE, as it is once the lock is held."""
         raise NotImplementedError
 
-    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> LockedRows:
+        """Lock the batches (FOR UPDATE when `exclusive`, else FOR SHARE) in id order; the ones that exist."""
         raise NotImplementedError
 
     async def file_rows(self, rows: Sequence[NewTransfer], now: datetime, created_batch_ids: Sequence[int]) -> set[str]:

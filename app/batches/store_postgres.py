@@ -12,14 +12,15 @@ from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, Bucket
 from app.batches.store import (
     MODEL_COLUMNS,
     STORED_COLUMNS,
+    BatchGroup,
     BatchStore,
     LockedBatch,
+    LockedRows,
     NewTransfer,
     StoredTransfer,
     attributes_json,
     stored_transfer,
 )
-from app.core.turns import slices
 from app.db.dialect import POSTGRES
 
 STORED_JSON = ", ".join(f"'{c}', {c}" for c in STORED_COLUMNS.split(", "))
@@ -129,23 +130,16 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
         )
         return set(inserted[0][0] or ())
 
-    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
-        # The locked rows come back as four arrays in one row: a matrix locking 86,400 batches decodes
-        # four arrays instead of 86,400 records (a third of a second saved).
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> LockedRows:
+        # The locked rows come back grouped by status and owner, each group's ids as one array: a matrix locking
+        # 86,400 batches decodes one or a few arrays, not 86,400 records, and decides per group.
         mode = "UPDATE" if exclusive else "SHARE"
         rows = await self.tuples(
-            "SELECT array_agg(id ORDER BY id), array_agg(status ORDER BY id), array_agg(sequence ORDER BY id), "
-            "array_agg(owner_matrix_id ORDER BY id) FROM (SELECT id, status, sequence, owner_matrix_id FROM batch "
-            f"WHERE id = ANY($1::bigint[]) ORDER BY id FOR {mode}) AS locked",
+            "SELECT status, owner_matrix_id, array_agg(id ORDER BY id) FROM (SELECT id, status, owner_matrix_id "
+            f"FROM batch WHERE id = ANY($1::bigint[]) ORDER BY id FOR {mode}) AS locked GROUP BY 1, 2",
             [sorted(set(batch_ids))],
         )
-        if not rows or rows[0][0] is None:
-            return {}
-        ids, statuses, sequences, owners = rows[0]
-        found: dict[int, LockedBatch] = {}
-        async for part in slices(len(ids)):
-            found.update((ids[k], LockedBatch(ids[k], statuses[k], sequences[k], owners[k])) for k in part)
-        return found
+        return LockedRows([BatchGroup(r[0], r[1], list(r[2])) for r in rows])
 
     async def _count_new_batches(self, created_batch_ids: Sequence[int]) -> None:
         """The batches a call opened, counted in the hourly rollup (file_rows does it with the transfers)."""

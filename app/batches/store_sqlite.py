@@ -14,6 +14,7 @@ from app.batches.store import (
     AccountDelta,
     BatchStore,
     LockedBatch,
+    LockedRows,
     NewTransfer,
     StoredTransfer,
     account_deltas,
@@ -49,16 +50,14 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
                 found[key] = LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
         return found
 
-    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> dict[int, LockedBatch]:
+    async def lock_batches(self, batch_ids: Sequence[int], exclusive: bool = False) -> LockedRows:
         # The SQLite transaction already excludes every other writer and reader.
-        found: dict[int, LockedBatch] = {}
+        found: list[tuple[int, str, int | None]] = []
         for chunk in chunks(sorted(set(batch_ids))):
             marks = ",".join("?" * len(chunk))
-            for r in await self.rows(
-                f"SELECT id, status, sequence, owner_matrix_id FROM batch WHERE id IN ({marks})", chunk
-            ):
-                found[r["id"]] = LockedBatch(r["id"], r["status"], r["sequence"], r["owner_matrix_id"])
-        return found
+            found += await self.tuples(f"SELECT id, status, owner_matrix_id FROM batch WHERE id IN ({marks}) "
+                                       "ORDER BY id", chunk)
+        return LockedRows.grouped(found)
 
     async def _insert_transfers(self, rows: Sequence[NewTransfer], now: datetime) -> set[str]:
         # Existing ids were filtered out under the same (exclusive) transaction: every row goes in.

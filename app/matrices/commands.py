@@ -10,22 +10,22 @@ serialise on that batch's row: the second sees it locked by the first and skips 
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from app import audit
 from app.auth import Principal
-from app.batches.lifecycle import apply
+from app.batches.lifecycle import apply, skips
 from app.batches.rollup import move_rows, participant_totals
 from app.batches.status import TRANSITIONS, Action, BatchStatus, Skipped, StatusChange, refusal
-from app.batches.store import BatchStore, LockedBatch, OwnedBatches
+from app.batches.store import BatchGroup, BatchStore, LockedBatch, LockedRows
 from app.core import clock, errors
 from app.core.checks import check_reason, parse_id
 from app.core.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
 from app.core.money import format_minor
-from app.core.turns import bulk_work, slices
+from app.core.turns import bulk_work
 from app.db import outbox
 from app.db.columns import fits
 from app.matrices import ledger
@@ -193,21 +193,25 @@ class Members:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-async def _members(ids: Sequence[int], rows: Mapping[int, LockedBatch], chosen: Callable[[LockedBatch], bool],
+async def _members(ids: Sequence[int], rows: LockedRows, chosen: Callable[[LockedBatch], bool],
                    why: Callable[[LockedBatch], str | None]) -> Members:
-    """Split the (locked) members in one pass, in slices: 86,400 of them, other requests run meanwhile."""
+    """Split the (locked) members, group by group of one status and owner (86,400 batches are a few groups); each
+    list in ascending id order."""
     members = Members()
-    async for part in slices(len(ids)):
-        for k in part:
-            batch_id = ids[k]
-            row = rows.get(batch_id)
-            if row is not None and chosen(row):
-                members.chosen.append(batch_id)
-                continue
-            members.others.append(batch_id)
-            reason = why(row) if row is not None else None
-            if reason:
-                members.skipped.append(Skipped(batch_id, reason))
+    for group in rows.groups:
+        row = LockedBatch(group.ids[0], group.status, 0, group.owner_matrix_id)  # the group's status and owner
+        if chosen(row):
+            members.chosen += group.ids
+            continue
+        members.others += group.ids
+        reason = why(row)
+        if reason:  # one each: a matrix over a day another one locked reports 86,400
+            members.skipped += await skips(group.ids, reason)
+    if len(rows) < len(set(ids)):  # gone: neither acted on nor reported
+        members.others += [batch_id for batch_id in ids if batch_id not in rows]
+    members.chosen.sort()
+    members.others.sort()
+    members.skipped.sort(key=lambda s: s.batch_id)
     return members
 
 
@@ -266,11 +270,10 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(ids)} batch(es), "
                           f"none OPEN or CLOSED)", ["id"])
     reason = f"settlement requested in matrix {matrix.id}"
-    opened = [i for i in settleable if rows[i].status == BatchStatus.OPEN]
+    opened = rows.ids_in(BatchStatus.OPEN)  # all settleable
     closed, _ = await apply(store, opened, Action.CLOSE, actor=actor, reason=reason, now=now, matrix_id=matrix.id,
                             locked=rows)
-    for change in closed:  # still locked by this transaction, now CLOSED
-        rows[change.batch_id].status = change.to_status
+    rows = rows.moved([change.batch_id for change in closed], BatchStatus.CLOSED)  # still locked by this transaction
     locked, refused = await apply(store, settleable, Action.LOCK, actor=actor, reason=reason, now=now,
                                   matrix_id=matrix.id, locked=rows, owned=True)
     if matrix.type == MatrixType.DYNAMIC:  # freeze the set: the locked batches are known by their owner
@@ -354,7 +357,7 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
         raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
     # Only this matrix's commands move the batches it locked, and its row is locked: they are as read, and the
     # UPDATE takes their row locks (in id order) without a separate locking pass.
-    rows = OwnedBatches(owned, awaiting, matrix.id)
+    rows = LockedRows([BatchGroup(awaiting, matrix.id, owned)])
     # One pass over the settled batches' accounts gives both the report and the rollup move.
     moves = await store.bucket_sums(owned)
     settled_totals = participant_totals(moves)
