@@ -143,3 +143,21 @@ async def test_the_verify_audit_command_exits_1_on_a_break(gql, server):
     await _sql(f"UPDATE audit_entry SET actor = 'someone-else' WHERE id = {ids[0]}")
     code, found = await verify_audit()
     assert code == 1 and found["firstBrokenEntryId"] == ids[0]
+
+
+async def test_a_seal_written_in_parts_chains_every_entry_once(gql, monkeypatch):
+    """The sealer reads, chains and writes a seal's entries a part at a time (other requests run between parts):
+    parts of 3 entries and seals of at most 5 give the same verified chain, with every entry in one seal."""
+    monkeypatch.setattr(chain, "_SEAL_PART", 3)
+    monkeypatch.setattr(chain, "MAX_SEAL", 5)
+    await _some_history(gql)
+    await _some_history(gql)  # 8 entries: a seal of 5 (parts of 3 and 2), then one of 3
+    seals = []
+    while (made := await chain.seal(grace=timedelta(0))) is not None:
+        seals.append((made.first_entry_id, made.last_entry_id, made.entry_count))
+    ids = await _ids()
+    assert seals == [(ids[0], ids[4], 5), (ids[5], ids[7], 3)]
+    verified = (await gql(VERIFY, role="auditor"))["auditVerification"]
+    assert verified["ok"] and verified["entriesChecked"] == 8 and verified["sealedThroughEntryId"] == str(ids[7])
+    hashed = await Tortoise.get_connection("default").execute_query_dict("SELECT COUNT(*) AS n FROM audit_entry_hash")
+    assert int(hashed[0]["n"]) == 8
