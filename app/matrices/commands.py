@@ -193,7 +193,7 @@ class Members:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-async def _members(ids: Sequence[int], rows: LockedRows, chosen: Callable[[LockedBatch], bool],
+async def _members(rows: LockedRows, chosen: Callable[[LockedBatch], bool],
                    why: Callable[[LockedBatch], str | None]) -> Members:
     """Split the (locked) members, group by group of one status and owner (86,400 batches are a few groups); each
     list in ascending id order."""
@@ -207,8 +207,6 @@ async def _members(ids: Sequence[int], rows: LockedRows, chosen: Callable[[Locke
         reason = why(row)
         if reason:  # one each: a matrix over a day another one locked reports 86,400
             members.skipped += await skips(group.ids, reason)
-    if len(rows) < len(set(ids)):  # gone: neither acted on nor reported
-        members.others += [batch_id for batch_id in ids if batch_id not in rows]
     members.chosen.sort()
     members.others.sort()
     members.skipped.sort(key=lambda s: s.batch_id)
@@ -222,10 +220,9 @@ async def _matrix_wide(command: audit.Command, matrix_id: str, action: Action, r
         check_reason(reason)
         store = BatchStore.on(conn)
         matrix = await _locked_matrix(matrix_id)
-        ids = await MatrixStore.on(conn).member_ids(matrix)
-        rows = await store.lock_batches(ids, exclusive=True)
+        rows = await MatrixStore.on(conn).lock_members(matrix)
         rule = TRANSITIONS[action]
-        members = await _members(ids, rows, lambda row: row.status in rule.sources,
+        members = await _members(rows, lambda row: row.status in rule.sources,
                                  lambda row: _skip_reason(action, row, matrix.id))
         changes, refused = await apply(store, members.chosen, action, actor=command.actor,
                                        reason=reason or f"matrix {matrix.id} {done}",
@@ -260,14 +257,13 @@ async def _request(conn: Any, matrix: SettlementMatrix, expected: str | None, ac
                    ) -> CommandResult:
     """Close the OPEN batches, lock the settleable ones to this matrix and freeze its batch set."""
     store = BatchStore.on(conn)
-    ids = await MatrixStore.on(conn).member_ids(matrix)
-    rows = await store.lock_batches(ids, exclusive=True)  # every member, in id order: racing matrices queue here
+    rows = await MatrixStore.on(conn).lock_members(matrix)  # every member, in id order: racing matrices queue here
     await _check_checksum(conn, matrix, expected)
-    members = await _members(ids, rows, lambda row: is_settleable(matrix.status, row.status, False),
+    members = await _members(rows, lambda row: is_settleable(matrix.status, row.status, False),
                              lambda row: unsettleable(row.status, row.owner_matrix_id, matrix.id))
     settleable = members.chosen
     if not settleable:
-        raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(ids)} batch(es), "
+        raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} has no batch to settle ({len(rows)} batch(es), "
                           f"none OPEN or CLOSED)", ["id"])
     reason = f"settlement requested in matrix {matrix.id}"
     opened = rows.ids_in(BatchStatus.OPEN)  # all settleable

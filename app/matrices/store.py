@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.batches.status import BatchStatus
+from app.batches.store import BatchGroup as LockedGroup
+from app.batches.store import LockedRows
 from app.db.dialect import POSTGRES, SQLITE, Sql, Store
 from app.matrices.rules import MatrixType, is_live, split_set
 from models.matrices import SettlementMatrix
@@ -101,11 +103,12 @@ class MatrixStore(Store):
         """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
         raise NotImplementedError
 
-    # -- shared ----------------------------------------------------------------------------------
-    async def member_ids(self, matrix: SettlementMatrix) -> list[int]:
-        q = self.sql()
-        return await self.ids_where(q, members_where(q, matrix))
+    async def lock_members(self, matrix: SettlementMatrix) -> LockedRows:
+        """Lock the matrix's batches FOR UPDATE, in id order (racing matrix-wide commands queue here), and answer
+        them as they are once locked: selected and locked in one statement, their ids never sent back and forth."""
+        raise NotImplementedError
 
+    # -- shared ----------------------------------------------------------------------------------
     async def owned_batches(self, matrix: SettlementMatrix, status: str) -> list[int]:
         """The ids of the batches in `status` that this (frozen) matrix owns, in id order."""
         q = self.sql()
@@ -168,6 +171,14 @@ class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
         rows = await self.tuples(f"SELECT array_agg(b.id ORDER BY b.id) FROM batch b WHERE {where}", q.values)
         return list(rows[0][0] or []) if rows else []
 
+    async def lock_members(self, matrix: SettlementMatrix) -> LockedRows:
+        q = self.sql()
+        rows = await self.tuples(
+            "SELECT status, owner_matrix_id, array_agg(id ORDER BY id) FROM (SELECT b.id, b.status, b.owner_matrix_id "
+            f"FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id FOR UPDATE OF b) AS locked GROUP BY 1, 2",
+            q.values)
+        return LockedRows([LockedGroup(r[0], r[1], list(r[2])) for r in rows])
+
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
         if batch_ids:
             await self.execute("INSERT INTO matrix_batch (matrix_id, batch_id) SELECT $1, b FROM "
@@ -180,6 +191,14 @@ class SqliteMatrixStore(MatrixStore, dialect=SQLITE):
     async def ids_where(self, q: Sql, where: str) -> list[int]:
         rows = await self.tuples(f"SELECT b.id FROM batch b WHERE {where} ORDER BY b.id", q.values)
         return [int(r[0]) for r in rows]
+
+    async def lock_members(self, matrix: SettlementMatrix) -> LockedRows:
+        # The SQLite transaction already excludes every other writer.
+        q = self.sql()
+        where = members_where(q, matrix)
+        rows = await self.tuples(f"SELECT b.id, b.status, b.owner_matrix_id FROM batch b WHERE {where} ORDER BY b.id",
+                                 q.values)
+        return LockedRows.grouped((int(r[0]), r[1], r[2]) for r in rows)
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
         await self.execute_many("INSERT INTO matrix_batch (matrix_id, batch_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
