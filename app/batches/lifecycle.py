@@ -57,6 +57,7 @@ async def apply(
     moving: list[int] = []
     sources: list[str] = []
     found = 0
+    counted: dict[tuple[Any, ...], int] | None = {}  # the moving batches per rollup row, while the groups know it
     for group in locked.groups:  # decided per group of one status and owner: a day's 86,400 batches are one or two
         ids = group.ids if len(group.ids) <= len(wanted) and wanted.issuperset(group.ids) else \
             [i for i in group.ids if i in wanted]
@@ -64,9 +65,14 @@ async def apply(
         why = refusal(action, group.status, group.owner_matrix_id, matrix_id)
         if why:
             skipped += await skips(ids, why)
-        else:
+        elif ids:
             moving += ids
             sources += [group.status] * len(ids)
+            if counted is not None and group.bucket is not None:
+                key = (*group.bucket, group.status)
+                counted[key] = counted.get(key, 0) + len(ids)
+            else:
+                counted = None
     if found < len(wanted):
         skipped += [Skipped(i, NO_SUCH_BATCH) for i in sorted(wanted) if i not in locked]
     if len(skipped) > 1:
@@ -76,7 +82,7 @@ async def apply(
         changes += [StatusChange(moving[k], sources[k], rule.target, now, actor, reason, matrix_id) for k in part]
     if changes:
         # The hourly rollup follows the batches from their old status to the new one.
-        moves = await store.bucket_sums(moving) if move_totals else []
+        moves = await store.bucket_sums(moving, counted) if move_totals else []
         owner = owner_after(action, matrix_id)
         if rule.owner_only and owner is None and matrix_id is not None:
             await store.release_owned_history(matrix_id, moving)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 BUCKET_SECONDS = 3600
+# The epoch second of the hour a batch `b`'s window starts in (the rollup's bucket), on PostgreSQL.
+PG_BUCKET = f"(EXTRACT(EPOCH FROM b.window_start)::bigint / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
 BUCKET_KEY = "model_id, currency, segment_key, bucket, status, participant_id"
 BUCKET_UPSERT = (
     f"ON CONFLICT ({BUCKET_KEY}) DO UPDATE SET debit = batch_bucket_total.debit + excluded.debit, "

@@ -97,11 +97,13 @@ class LockedBatch:
 
 @dataclass(slots=True)
 class BatchGroup:
-    """Batches that share one status and one owner; ids ascending."""
+    """Batches that share one status and one owner (and, when `bucket` is known, one hourly rollup row: model,
+    currency, segment key, bucket); ids ascending."""
 
     status: str
     owner_matrix_id: int | None
     ids: list[int]
+    bucket: tuple[int, str, str, int] | None = None
 
 
 class LockedRows(Mapping[int, LockedBatch]):
@@ -147,19 +149,30 @@ class LockedRows(Mapping[int, LockedBatch]):
     def ids_in(self, status: str) -> list[int]:
         return sorted(batch_id for group in self.groups if group.status == status for batch_id in group.ids)
 
+    def rollup_counts(self) -> dict[tuple[Any, ...], int] | None:
+        """How many of these batches each hourly rollup row (model, currency, segment, bucket, status) holds; None
+        when a group does not know its row."""
+        counts: dict[tuple[Any, ...], int] = {}
+        for group in self.groups:
+            if group.bucket is None:
+                return None
+            key = (*group.bucket, group.status)
+            counts[key] = counts.get(key, 0) + len(group.ids)
+        return counts
+
     def moved(self, batch_ids: Sequence[int], status: str) -> LockedRows:
         """These rows as they are once `batch_ids` moved to `status` (their owner kept) in this transaction."""
         moving = set(batch_ids)
         if not moving:
             return self
         kept = [BatchGroup(g.status, g.owner_matrix_id, [i for i in g.ids if i not in moving]) for g in self.groups]
-        arrived: dict[int | None, list[int]] = {}
+        arrived: dict[tuple[int | None, tuple[int, str, str, int] | None], list[int]] = {}
         for group in self.groups:
-            arrived.setdefault(group.owner_matrix_id, []).extend(i for i in group.ids if i in moving)
-        merged: dict[tuple[str, int | None], BatchGroup] = {(g.status, g.owner_matrix_id): g for g in kept if g.ids}
-        for owner, ids in arrived.items():
+            arrived.setdefault((group.owner_matrix_id, group.bucket), []).extend(i for i in group.ids if i in moving)
+        merged = {(g.status, g.owner_matrix_id, g.bucket): g for g in kept if g.ids}
+        for (owner, bucket), ids in arrived.items():
             if ids:
-                group = merged.setdefault((status, owner), BatchGroup(status, owner, []))
+                group = merged.setdefault((status, owner, bucket), BatchGroup(status, owner, [], bucket))
                 group.ids = sorted(group.ids + ids)
         return LockedRows(list(merged.values()))
 
@@ -277,9 +290,11 @@ class BatchStore(Store):
         """The settlement_model rows, and the stored content and batch of these transfer ids."""
         return await self.rows(MODELS_SQL), await self.existing_transfers(transfer_ids)
 
-    async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+    async def bucket_sums(self, batch_ids: Sequence[int],
+                          counted: Mapping[tuple[Any, ...], int] | None = None) -> list[BucketMove]:
         """The rollup contributions of these batches under their current status, per rollup row. Call it holding
-        the batches' row locks."""
+        the batches' row locks. `counted`: how many of them each rollup row (model, currency, segment, bucket,
+        status) holds, when the caller read it with them (the groups of LockedRows, when they know their rollup row)."""
         return await self.account_sums(batch_ids)
 
     async def create_batch(self, batch: NewBatch, sequence: int, name: str, now: datetime) -> int | None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from app.batches.keys import BatchKey
-from app.batches.rollup import BUCKET_KEY, BUCKET_SECONDS, BUCKET_UPSERT, BucketMove
+from app.batches.rollup import BUCKET_KEY, BUCKET_UPSERT, PG_BUCKET, BucketMove
 from app.batches.store import (
     MODEL_COLUMNS,
     STORED_COLUMNS,
@@ -27,7 +27,7 @@ STORED_JSON = ", ".join(f"'{c}', {c}" for c in STORED_COLUMNS.split(", "))
 
 
 class PostgresBatchStore(BatchStore, dialect=POSTGRES):
-    BUCKET = f"(EXTRACT(EPOCH FROM b.window_start)::bigint / {BUCKET_SECONDS} * {BUCKET_SECONDS})"
+    BUCKET = PG_BUCKET
 
     async def existing_transfers(self, transfer_ids: Sequence[str]) -> dict[str, StoredTransfer]:
         rows = await self.rows(
@@ -223,14 +223,18 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
              matrix_id],
         )
 
-    async def bucket_sums(self, batch_ids: Sequence[int]) -> list[BucketMove]:
+    async def bucket_sums(self, batch_ids: Sequence[int],
+                          counted: Mapping[tuple[Any, ...], int] | None = None) -> list[BucketMove]:
         # Where all the batches of a rollup row move (a matrix settling whole hours), the row itself is their
         # sum: it is read (locked) instead of the batches' accounts, so settling a day of one-second batches
-        # reads a few hundred rows, not 864,000.
-        counted = await self.tuples(
-            f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, COUNT(*) FROM batch b "
-            "WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5", [list(batch_ids)])
-        moving = {(r[0], r[1], r[2], int(r[3]), r[4]): int(r[5]) for r in counted}
+        # reads a few hundred rows, not 864,000. `counted`: the moving batches per rollup row, when the caller
+        # knows them (read with the batches' locks), else counted here.
+        if counted is None:
+            found = await self.tuples(
+                f"SELECT b.model_id, b.currency, b.segment_key, {self.BUCKET}, b.status, COUNT(*) FROM batch b "
+                "WHERE b.id = ANY($1::bigint[]) GROUP BY 1, 2, 3, 4, 5", [list(batch_ids)])
+            counted = {(r[0], r[1], r[2], int(r[3]), r[4]): int(r[5]) for r in found}
+        moving = dict(counted)
         if not moving:
             return []
         keys = sorted(moving)

@@ -20,7 +20,7 @@ from app.auth import Principal
 from app.batches.lifecycle import apply, skips
 from app.batches.rollup import move_rows, participant_totals
 from app.batches.status import TRANSITIONS, Action, BatchStatus, Skipped, StatusChange, refusal
-from app.batches.store import BatchGroup, BatchStore, LockedBatch, LockedRows
+from app.batches.store import BatchStore, LockedBatch, LockedRows
 from app.core import clock, errors
 from app.core.checks import check_reason, parse_id
 from app.core.errors import EMPTY_MATRIX, FOUR_EYES, MATRIX_CHANGED, DomainError
@@ -348,14 +348,14 @@ async def _settle_locked(conn: Any, matrix: SettlementMatrix, result: CommandRes
     """Settle the batches the (locked) matrix has locked: their status, the rollup, the report and the ledger."""
     store = BatchStore.on(conn)
     awaiting = BatchStatus.AWAITING_SETTLEMENT
-    owned = await MatrixStore.on(conn).owned_batches(matrix, awaiting)
-    if not owned:
-        raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
     # Only this matrix's commands move the batches it locked, and its row is locked: they are as read, and the
     # UPDATE takes their row locks (in id order) without a separate locking pass.
-    rows = LockedRows([BatchGroup(awaiting, matrix.id, owned)])
+    rows = await MatrixStore.on(conn).owned_rows(matrix, awaiting)
+    owned = sorted(rows)
+    if not owned:
+        raise DomainError(EMPTY_MATRIX, f"matrix {matrix.id} holds no batch to settle", ["id"])
     # One pass over the settled batches' accounts gives both the report and the rollup move.
-    moves = await store.bucket_sums(owned)
+    moves = await store.bucket_sums(owned, rows.rollup_counts())
     settled_totals = participant_totals(moves)
     settled, refused = await apply(store, owned, Action.SETTLE, actor=actor, reason=f"settled in matrix {matrix.id}",
                                    now=now, matrix_id=matrix.id, move_totals=False, locked=rows, owned=True)

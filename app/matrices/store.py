@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from app.batches.rollup import PG_BUCKET
 from app.batches.status import BatchStatus
 from app.batches.store import BatchGroup as LockedGroup
 from app.batches.store import LockedRows
@@ -103,6 +105,10 @@ class MatrixStore(Store):
         """List batches as members of a matrix (a STATIC matrix, or a DYNAMIC one whose set is being frozen)."""
         raise NotImplementedError
 
+    async def owned_rows(self, matrix: SettlementMatrix, status: str) -> LockedRows:
+        """The batches in `status` this (frozen) matrix owns, grouped (not locked: only its own commands move them)."""
+        return LockedRows([LockedGroup(status, matrix.id, await self.owned_batches(matrix, status))])
+
     async def lock_members(self, matrix: SettlementMatrix) -> LockedRows:
         """Lock the matrix's batches FOR UPDATE, in id order (racing matrix-wide commands queue here), and answer
         them as they are once locked: selected and locked in one statement, their ids never sent back and forth."""
@@ -165,6 +171,14 @@ class MatrixStore(Store):
         return [Member(int(r["id"]), r["status"], int(r["sequence"]), r["owner"]) for r in rows]
 
 
+GROUP_ROLLUP = f"b.model_id, b.currency, b.segment_key, {PG_BUCKET}"  # a batch's hourly rollup row (PostgreSQL)
+
+
+def _grouped(rows: Sequence[Sequence[Any]]) -> LockedRows:
+    """(status, owner, ids, model, currency, segment key, bucket) rows."""
+    return LockedRows([LockedGroup(r[0], r[1], list(r[2]), (r[3], r[4], r[5], int(r[6]))) for r in rows])
+
+
 class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
     # A day of one-second batches is 86,400 members: ids travel as one array, not a record each.
     async def ids_where(self, q: Sql, where: str) -> list[int]:
@@ -173,11 +187,21 @@ class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
 
     async def lock_members(self, matrix: SettlementMatrix) -> LockedRows:
         q = self.sql()
+        # Grouped by rollup row too: the status change that follows knows how many batches leave each one.
         rows = await self.tuples(
-            "SELECT status, owner_matrix_id, array_agg(id ORDER BY id) FROM (SELECT b.id, b.status, b.owner_matrix_id "
-            f"FROM batch b WHERE {members_where(q, matrix)} ORDER BY b.id FOR UPDATE OF b) AS locked GROUP BY 1, 2",
+            f"SELECT b.status, b.owner_matrix_id, array_agg(b.id ORDER BY b.id), {GROUP_ROLLUP} FROM (SELECT b.id, "
+            "b.status, b.owner_matrix_id, b.model_id, b.currency, b.segment_key, b.window_start FROM batch b "
+            f"WHERE {members_where(q, matrix)} ORDER BY b.id FOR UPDATE OF b) AS b GROUP BY 1, 2, 4, 5, 6, 7",
             q.values)
-        return LockedRows([LockedGroup(r[0], r[1], list(r[2])) for r in rows])
+        return _grouped(rows)
+
+    async def owned_rows(self, matrix: SettlementMatrix, status: str) -> LockedRows:
+        q = self.sql()
+        rows = await self.tuples(
+            f"SELECT b.status, b.owner_matrix_id, array_agg(b.id ORDER BY b.id), {GROUP_ROLLUP} FROM batch b "
+            f"WHERE {members_where(q, matrix)} AND b.owner_matrix_id = {q.p(matrix.id)} AND b.status = {q.p(status)} "
+            "GROUP BY 1, 2, 4, 5, 6, 7", q.values)
+        return _grouped(rows)
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
         if batch_ids:
