@@ -165,7 +165,8 @@ class LockedRows(Mapping[int, LockedBatch]):
         moving = set(batch_ids)
         if not moving:
             return self
-        kept = [BatchGroup(g.status, g.owner_matrix_id, [i for i in g.ids if i not in moving]) for g in self.groups]
+        kept = [BatchGroup(g.status, g.owner_matrix_id, [i for i in g.ids if i not in moving], g.bucket)
+                for g in self.groups]
         arrived: dict[tuple[int | None, tuple[int, str, str, int] | None], list[int]] = {}
         for group in self.groups:
             arrived.setdefault((group.owner_matrix_id, group.bucket), []).extend(i for i in group.ids if i in moving)

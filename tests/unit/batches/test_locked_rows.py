@@ -22,3 +22,13 @@ def test_moved_rows_join_the_group_of_their_new_status_and_keep_their_owner():
         ("CLOSED", 0, [1, 2, 4, 5]), ("CLOSED", 7, [6]), ("OPEN", 0, [3])]
     assert moved[5].status == "CLOSED" and rows[5].status == "OPEN"  # the rows before are unchanged
     assert rows.moved([], "CLOSED") is rows
+
+
+def test_groups_that_know_their_rollup_row_count_the_batches_leaving_it():
+    hour, next_hour = (1, "EUR", "", 3600), (1, "EUR", "", 7200)
+    rows = LockedRows([BatchGroup("OPEN", None, [1, 2], hour), BatchGroup("CLOSED", None, [3], hour),
+                       BatchGroup("CLOSED", None, [4, 5, 6], next_hour)])
+    assert rows.rollup_counts() == {(*hour, "OPEN"): 2, (*hour, "CLOSED"): 1, (*next_hour, "CLOSED"): 3}
+    moved = rows.moved([1], "CLOSED")  # stays in its hour's row, under its new status
+    assert moved.rollup_counts() == {(*hour, "OPEN"): 1, (*hour, "CLOSED"): 2, (*next_hour, "CLOSED"): 3}
+    assert LockedRows([BatchGroup("CLOSED", None, [7])]).rollup_counts() is None  # a row it does not know
