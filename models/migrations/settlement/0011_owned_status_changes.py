@@ -36,7 +36,9 @@ class Migration(migrations.Migration):
                 ('reason', fields.CharField(null=True, max_length=512)),
             ],
             options={'table': 'owned_status_change', 'app': 'settlement',
-                     'indexes': [Index(fields=['matrix_id', 'id'])], 'pk_attr': 'id'},
+                     'indexes': [Index(fields=['matrix_id', 'id'])], 'pk_attr': 'id',
+                     'table_description': "A status change of every batch a matrix owns, kept once for all of them "
+                                          "(SPEC §5: a batch's history)."},
             bases=['Model'],
         ),
         ops.RunSQL(HISTORY_VIEW, reverse_sql="DROP VIEW batch_history"),
