@@ -196,6 +196,8 @@ class PostgresEventBus(EventBus):
         # deliver); all decoded in this callback, they held the loop ~75 ms. They are received one a turn, in order.
         if payload.startswith(self._own_prefix):  # our own, delivered locally at publish: not decoded again
             return
+        if not self.subscribers:  # nobody here to tell (a process serving clearing only): nothing to decode
+            return
         self._received.append(payload)
         if self._receiver is None or self._receiver.done():
             self._receiver = asyncio.get_running_loop().create_task(self._receive(), name="settlegraph-event-receive")
@@ -203,6 +205,8 @@ class PostgresEventBus(EventBus):
     async def _receive(self) -> None:
         while self._received:
             payload = self._received.popleft()
+            if not self.subscribers:  # the last one left meanwhile
+                continue
             try:
                 origin, events = self._codec.decode(payload)
             except (ValueError, KeyError, TypeError) as exc:
