@@ -32,15 +32,15 @@ export function AuditPage() {
     <section>
       <h2>Audit log</h2>
       <form className="filters" onSubmit={apply}>
-        <label>Actor <input value={form.actor} onChange={(e) => setForm({ ...form, actor: e.target.value })} /></label>
-        <label>Operation <input value={form.operation} onChange={(e) => setForm({ ...form, operation: e.target.value })} /></label>
+        <label>Actor <input value={form.actor} onChange={(e) => setForm((f) => ({ ...f, actor: e.target.value }))} /></label>
+        <label>Operation <input value={form.operation} onChange={(e) => setForm((f) => ({ ...f, operation: e.target.value }))} /></label>
         <label>Outcome
-          <select value={form.outcome} onChange={(e) => setForm({ ...form, outcome: e.target.value })}>
+          <select value={form.outcome} onChange={(e) => setForm((f) => ({ ...f, outcome: e.target.value }))}>
             <option value="">any</option><option>OK</option><option>REFUSED</option><option>FAILED</option>
           </select>
         </label>
-        <label>From (UTC) <input type="datetime-local" step="1" value={form.from} onChange={(e) => setForm({ ...form, from: e.target.value })} /></label>
-        <label>To (UTC) <input type="datetime-local" step="1" value={form.to} onChange={(e) => setForm({ ...form, to: e.target.value })} /></label>
+        <label>From (UTC) <input type="datetime-local" step="1" value={form.from} onChange={(e) => setForm((f) => ({ ...f, from: e.target.value }))} /></label>
+        <label>To (UTC) <input type="datetime-local" step="1" value={form.to} onChange={(e) => setForm((f) => ({ ...f, to: e.target.value }))} /></label>
         <button type="submit">Apply</button>
         <button type="button" onClick={() => request(VERIFY).then((d) => setVerification(d.auditVerification)).catch(setError)}>
           Verify the chain</button>

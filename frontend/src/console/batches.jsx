@@ -140,28 +140,28 @@ function Board({ viewer }) {
       <h2>Batches <span className={`live ${live === 'live' ? 'on' : ''}`} data-testid="live">{live}</span></h2>
       <form className="filters" onSubmit={apply}>
         <label>Model
-          <select value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })}>
+          <select value={form.model} onChange={(e) => setForm((f) => ({ ...f, model: e.target.value }))}>
             <option value="">any</option>
             {models.map((m) => <option key={m.name} value={m.name}>{m.name}</option>)}
           </select>
         </label>
         <label>Currency
           <input size="8" placeholder="USD,EUR" value={form.currency}
-                 onChange={(e) => setForm({ ...form, currency: e.target.value })} />
+                 onChange={(e) => setForm((f) => ({ ...f, currency: e.target.value }))} />
         </label>
         <label>Status
-          <select value={form.status} onChange={(e) => setForm({ ...form, status: e.target.value })}>
+          <select value={form.status} onChange={(e) => setForm((f) => ({ ...f, status: e.target.value }))}>
             <option value="">any</option>
             {STATUSES.map((s) => <option key={s} value={s}>{s}</option>)}
           </select>
         </label>
         <label>Window from (UTC)
           <input type="datetime-local" step="1" value={form.windowFrom}
-                 onChange={(e) => setForm({ ...form, windowFrom: e.target.value })} />
+                 onChange={(e) => setForm((f) => ({ ...f, windowFrom: e.target.value }))} />
         </label>
         <label>to (UTC)
           <input type="datetime-local" step="1" value={form.windowTo}
-                 onChange={(e) => setForm({ ...form, windowTo: e.target.value })} />
+                 onChange={(e) => setForm((f) => ({ ...f, windowTo: e.target.value }))} />
         </label>
         <button type="submit">Apply</button>
         <button type="button" onClick={load}>Refresh</button>

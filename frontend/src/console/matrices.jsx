@@ -135,31 +135,33 @@ function CreateMatrix() {
     if (payload?.matrix) location.hash = `#/matrices/${payload.matrix.id}`;
   }
 
+  // Updates from the state as it is (not as this render saw it): the models' answer may set the model between a
+  // render and an input's event, and a stale copy would put the model back to none (Create matrix disabled).
   function toggleCurrency(c) {
-    const has = form.currencies.includes(c);
-    setForm({ ...form, currencies: has ? form.currencies.filter((x) => x !== c) : [...form.currencies, c] });
+    setForm((f) => ({ ...f, currencies: f.currencies.includes(c) ? f.currencies.filter((x) => x !== c)
+      : [...f.currencies, c] }));
   }
 
   return (
     <form className="create-matrix" onSubmit={create}>
       <h3>Create a matrix by criteria</h3>
       <label>Model
-        <select name="model" value={form.model} onChange={(e) => setForm({ ...form, model: e.target.value })}>
+        <select name="model" value={form.model} onChange={(e) => setForm((f) => ({ ...f, model: e.target.value }))}>
           {models.map((m) => <option key={m.name} value={m.name}>{m.name}</option>)}
         </select>
       </label>
       <label>Unit
-        <select name="unit" value={form.unit} onChange={(e) => setForm({ ...form, unit: e.target.value })}>
+        <select name="unit" value={form.unit} onChange={(e) => setForm((f) => ({ ...f, unit: e.target.value }))}>
           {units.map((u) => <option key={u} value={u}>{u}</option>)}
         </select>
       </label>
       <label>Start (UTC)
         <input name="start" type="datetime-local" step="1" value={form.start}
-               onChange={(e) => setForm({ ...form, start: e.target.value })} required />
+               onChange={(e) => setForm((f) => ({ ...f, start: e.target.value }))} required />
       </label>
       <label>End (UTC)
         <input name="end" type="datetime-local" step="1" value={form.end}
-               onChange={(e) => setForm({ ...form, end: e.target.value })} required />
+               onChange={(e) => setForm((f) => ({ ...f, end: e.target.value }))} required />
       </label>
       {model?.currencies?.length > 0 && (
         <fieldset><legend>Currencies</legend>
@@ -173,7 +175,7 @@ function CreateMatrix() {
           <button type="button" onClick={findSegments} disabled={!form.start || !form.end}>Find segments in the period</button>
           <Problems errors={segmentSearch.problems} />
           {segments && (
-            <select value={form.segment} onChange={(e) => setForm({ ...form, segment: e.target.value })}>
+            <select value={form.segment} onChange={(e) => setForm((f) => ({ ...f, segment: e.target.value }))}>
               <option value="">every segment</option>
               {segments.map((s, i) => (
                 <option key={i} value={JSON.stringify({ currency: s.currency, values: s.values })}>
