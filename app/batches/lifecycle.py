@@ -16,7 +16,7 @@ from app.auth import Principal
 from app.batches.lookups import BatchRef, resolve_ref
 from app.batches.rollup import move_rows
 from app.batches.status import NO_SUCH_BATCH, TRANSITIONS, Action, Skipped, StatusChange, owner_after, refusal
-from app.batches.store import BatchStore, LockedRows
+from app.batches.store import BatchGroup, BatchStore, LockedRows
 from app.core import clock, errors
 from app.core.checks import check_reason
 from app.core.errors import DomainError
@@ -54,10 +54,8 @@ async def apply(
         locked = await store.lock_batches(batch_ids, exclusive=True)
     wanted = set(batch_ids)
     skipped: list[Skipped] = []
-    moving: list[int] = []
-    sources: list[str] = []
     found = 0
-    counted: dict[tuple[Any, ...], int] | None = {}  # the moving batches per rollup row, while the groups know it
+    groups: list[BatchGroup] = []  # the ones that move
     for group in locked.groups:  # decided per group of one status and owner: a day's 86,400 batches are one or two
         ids = group.ids if len(group.ids) <= len(wanted) and wanted.issuperset(group.ids) else \
             [i for i in group.ids if i in wanted]
@@ -66,28 +64,27 @@ async def apply(
         if why:
             skipped += await skips(ids, why)
         elif ids:
-            moving += ids
-            sources += [group.status] * len(ids)
-            if counted is not None and group.bucket is not None:
-                key = (*group.bucket, group.status)
-                counted[key] = counted.get(key, 0) + len(ids)
-            else:
-                counted = None
+            groups.append(BatchGroup(group.status, group.owner_matrix_id, ids, group.bucket))
     if found < len(wanted):
         skipped += [Skipped(i, NO_SUCH_BATCH) for i in sorted(wanted) if i not in locked]
     if len(skipped) > 1:
         skipped.sort(key=lambda s: s.batch_id)
+    moving: list[int] = []
+    sources: list[str] = []
+    for group in groups:  # list operations, not a Python step per batch
+        moving += group.ids
+        sources += [group.status] * len(group.ids)
     changes: list[StatusChange] = []
     async for part in slices(len(moving)):  # 86,400 events to build: other requests run meanwhile
         changes += [StatusChange(moving[k], sources[k], rule.target, now, actor, reason, matrix_id) for k in part]
     if changes:
         # The hourly rollup follows the batches from their old status to the new one.
-        moves = await store.bucket_sums(moving, counted) if move_totals else []
+        moves = await store.bucket_sums(moving, LockedRows(groups).rollup_counts()) if move_totals else []
         owner = owner_after(action, matrix_id)
         if rule.owner_only and owner is None and matrix_id is not None:
             await store.release_owned_history(matrix_id, moving)
         await store.change_status(moving, sources, rule.target, owner, now, actor, reason, matrix_id,
-                                  owned=owned and matrix_id is not None and len(set(sources)) == 1)
+                                  owned=owned and matrix_id is not None and len({g.status for g in groups}) == 1)
         await store.apply_bucket_moves(move_rows(moves, rule.target))
         publish_changes(store.conn, moving, sources, rule.target, now, actor, reason, matrix_id)
     return changes, skipped

@@ -266,8 +266,10 @@ class BatchStore(Store):
         raise NotImplementedError
 
     # -- shared, a dialect may do them in fewer statements ---------------------------------------
-    async def add_owned_history(self, matrix_id: int, from_status: str, to_status: str, at: datetime,
+    async def add_owned_history(self, matrix_id: int | None, from_status: str | None, to_status: str, at: datetime,
                                 actor: str | None, reason: str | None) -> None:
+        """The history row of a matrix-wide change of all the batches the matrix owns (change_status's `owned`)."""
+        assert matrix_id is not None and from_status is not None, "an owned change has a matrix and one source"
         q = self.sql()
         await self.execute(
             "INSERT INTO owned_status_change (matrix_id, from_status, to_status, at, actor, reason) "

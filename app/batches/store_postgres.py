@@ -190,8 +190,7 @@ class PostgresBatchStore(BatchStore, dialect=POSTGRES):
             raise RuntimeError(f"{len(ids) - moved} of {len(ids)} batch(es) were not in the status they were read "
                                f"in; nothing was changed")
         if owned:
-            assert matrix_id is not None and isinstance(sources, str)
-            await self.add_owned_history(matrix_id, sources, to_status, at, actor, reason)
+            await self.add_owned_history(matrix_id, first, to_status, at, actor, reason)
             return
         await self.execute(
             "INSERT INTO batch_status_change (batch_id, from_status, to_status, at, actor, reason, matrix_id) "

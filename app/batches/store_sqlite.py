@@ -183,10 +183,7 @@ class SqliteBatchStore(BatchStore, dialect=SQLITE):
             return
         await self._set_status(batch_ids, to_status, owner_matrix_id, at)
         if owned:
-            sources = set(from_statuses)
-            source = sources.pop()
-            assert matrix_id is not None and source is not None and not sources
-            await self.add_owned_history(matrix_id, source, to_status, at, actor, reason)
+            await self.add_owned_history(matrix_id, from_statuses[0], to_status, at, actor, reason)
             return
         await self.add_history([(b, f, to_status) for b, f in zip(batch_ids, from_statuses, strict=True)], at,
                                actor, reason, matrix_id)

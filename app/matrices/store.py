@@ -62,6 +62,11 @@ def members_where(q: Sql, matrix: SettlementMatrix, start: datetime | None = Non
                          f"b.window_start < {q.p(end or matrix.period_end)}", *criteria_where(q, matrix, "b")])
 
 
+def owned_where(q: Sql, matrix: SettlementMatrix, status: str) -> str:
+    """The SQL condition on `batch b` that selects the batches in `status` this (frozen) matrix owns."""
+    return f"{members_where(q, matrix)} AND b.owner_matrix_id = {q.p(matrix.id)} AND b.status = {q.p(status)}"
+
+
 def criteria_where(q: Sql, matrix: SettlementMatrix, alias: str, statuses: bool = True) -> list[str]:
     """The conditions of a live matrix's criteria besides its period, on a table with model_id, currency,
     segment_key and status columns (a batch, or a row of the hourly rollup); without the batch statuses when
@@ -118,8 +123,7 @@ class MatrixStore(Store):
     async def owned_batches(self, matrix: SettlementMatrix, status: str) -> list[int]:
         """The ids of the batches in `status` that this (frozen) matrix owns, in id order."""
         q = self.sql()
-        return await self.ids_where(
-            q, f"{members_where(q, matrix)} AND b.owner_matrix_id = {q.p(matrix.id)} AND b.status = {q.p(status)}")
+        return await self.ids_where(q, owned_where(q, matrix, status))
 
     async def account_rows(self, matrix: SettlementMatrix, start: datetime | None = None,
                            end: datetime | None = None) -> tuple[list[AccountSums], list[BatchGroup]]:
@@ -199,8 +203,7 @@ class PostgresMatrixStore(MatrixStore, dialect=POSTGRES):
         q = self.sql()
         rows = await self.tuples(
             f"SELECT b.status, b.owner_matrix_id, array_agg(b.id ORDER BY b.id), {GROUP_ROLLUP} FROM batch b "
-            f"WHERE {members_where(q, matrix)} AND b.owner_matrix_id = {q.p(matrix.id)} AND b.status = {q.p(status)} "
-            "GROUP BY 1, 2, 4, 5, 6, 7", q.values)
+            f"WHERE {owned_where(q, matrix, status)} GROUP BY 1, 2, 4, 5, 6, 7", q.values)
         return _grouped(rows)
 
     async def add_members(self, matrix_id: int, batch_ids: Sequence[int]) -> None:
